@@ -1,0 +1,85 @@
+// CPU backend kernels: the interface every kernel implements and the registry
+// that maps (domain, op) to a factory.
+//
+// A kernel is created at segment compile time from a node view with static
+// shapes (and constant inputs available as host data), and then run many
+// times. Run() must be reentrant: the session may execute one executable from
+// several threads at once, so a kernel keeps no mutable state across calls
+// (per-call scratch is allocated inside Run or is thread_local).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/common/plugin_util.h"
+#include "tessera/backend.h"
+
+namespace tessera::cpu {
+
+using plugin::Err;
+using plugin::MakeErr;
+
+// One input or output of a node, as the kernel factory sees it.
+struct TensorArg {
+  int32_t dtype = TSR_DTYPE_UNDEFINED;
+  std::vector<int64_t> dims;
+  int64_t numel = 0;
+  const void* const_data = nullptr;  // non-null for constants (valid for the kernel's lifetime)
+  int64_t elem_size() const { return static_cast<int64_t>(plugin::DTypeSize(dtype)); }
+  int64_t nbytes() const { return numel * elem_size(); }
+};
+
+struct NodeArgs {
+  const tsr_node_view* node = nullptr;
+  std::vector<const TensorArg*> inputs;   // nullptr = omitted optional input
+  std::vector<const TensorArg*> outputs;  // nullptr = unused optional output
+  int threads = 0;                        // 0 = backend default
+  std::string precision = "f32";          // "f32" | "bf16" (from compile options)
+
+  plugin::NodeAttrs attrs() const { return plugin::NodeAttrs(*node); }
+  bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
+  // "node 'name' (Op)" for error messages.
+  std::string Describe() const { return std::string("node '") + node->name + "' (" + node->op_type + ")"; }
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // in[i] / out[i] are the data pointers of the node's inputs/outputs
+  // (nullptr where omitted). Errors name the node (e.g. index out of range).
+  virtual Err Run(const void* const* in, void* const* out) const = 0;
+};
+
+// Creates a kernel for a node, or returns an error saying why it cannot.
+using KernelFactory = Err (*)(const NodeArgs& args, std::unique_ptr<Kernel>* out);
+// Optional pre-check used by `claim` (shapes may be symbolic there: dims -1).
+// Returns "" when the node is supported, else the reason.
+using ClaimCheck = std::string (*)(const tsr_node_view& node, const tsr_graph_view& graph);
+
+struct KernelEntry {
+  const char* domain;  // "" for ai.onnx
+  const char* op;
+  KernelFactory create;
+  ClaimCheck claim;    // may be nullptr: supported when the op is registered
+};
+
+class KernelRegistry {
+ public:
+  static const KernelRegistry& Get();
+  void Add(KernelEntry e) { entries_.push_back(e); }
+  const KernelEntry* Find(const char* domain, const char* op) const;
+  const std::vector<KernelEntry>& entries() const { return entries_; }
+
+ private:
+  std::vector<KernelEntry> entries_;
+};
+
+// One registration function per kernel file group.
+void RegisterElementwiseKernels(KernelRegistry& r);   // kernels_elementwise.cpp
+void RegisterReductionKernels(KernelRegistry& r);     // kernels_reduction.cpp (+softmax, norms)
+void RegisterTensorKernels(KernelRegistry& r);        // kernels_tensor.cpp (shape/data movement)
+void RegisterDnnlKernels(KernelRegistry& r);          // kernels_dnnl.cpp (Conv, MatMul, Gemm, pools)
+
+}  // namespace tessera::cpu

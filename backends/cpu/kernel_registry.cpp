@@ -1,0 +1,27 @@
+#include <cstring>
+
+#include "backends/cpu/kernel.h"
+
+namespace tessera::cpu {
+
+const KernelRegistry& KernelRegistry::Get() {
+  static const KernelRegistry* reg = [] {
+    auto* r = new KernelRegistry();
+    RegisterElementwiseKernels(*r);
+    RegisterReductionKernels(*r);
+    RegisterTensorKernels(*r);
+    RegisterDnnlKernels(*r);
+    return r;
+  }();
+  return *reg;
+}
+
+const KernelEntry* KernelRegistry::Find(const char* domain, const char* op) const {
+  const char* d = domain ? domain : "";
+  if (std::strcmp(d, "ai.onnx") == 0) d = "";
+  for (const auto& e : entries_)
+    if (std::strcmp(e.domain, d) == 0 && std::strcmp(e.op, op) == 0) return &e;
+  return nullptr;
+}
+
+}  // namespace tessera::cpu

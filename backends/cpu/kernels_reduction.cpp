@@ -1,0 +1,7 @@
+#include "backends/cpu/kernel.h"
+
+namespace tessera::cpu {
+
+void RegisterReductionKernels(KernelRegistry& r) { (void)r; }
+
+}  // namespace tessera::cpu

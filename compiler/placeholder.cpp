@@ -1,0 +1,2 @@
+// placeholder; see compiler/ headers
+namespace tessera {}

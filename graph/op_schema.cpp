@@ -1,0 +1,2 @@
+// placeholder until the schema registry lands
+#include "graph/op_schema.h"

@@ -1,0 +1,122 @@
+/* Tessera public C API, for embedders.
+ *
+ * Errors: every fallible call returns a tsr_status_t*: NULL on success, else
+ * an object the caller frees with tsr_status_free(). Its code is a tsr_code
+ * (see tessera/backend.h, shared with the plugin ABI) and its message names
+ * the node, the op and what is wrong. No call aborts or throws on bad input.
+ *
+ * Ownership: objects returned through out_ parameters belong to the caller
+ * and are freed with the matching *_free function. Strings returned through
+ * `char** out_...` are freed with tsr_string_free(). Borrowed pointers
+ * (names, dims) stay valid as long as the object they came from.
+ *
+ * Threads: tsr_session_run may be called from several threads at once on one
+ * session. Other calls on one object must not race with each other.
+ */
+#ifndef TESSERA_TESSERA_H_
+#define TESSERA_TESSERA_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/backend.h" /* tsr_code, tsr_dtype */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TSR_API __attribute__((visibility("default")))
+
+typedef struct tsr_status_t tsr_status_t;
+typedef struct tsr_options_t tsr_options_t;
+typedef struct tsr_session_t tsr_session_t;
+typedef struct tsr_tensor_t tsr_tensor_t;
+
+/* "0.1.0" */
+TSR_API const char* tsr_version(void);
+
+/* ---- status ---- */
+TSR_API int32_t tsr_status_code(const tsr_status_t* status);      /* TSR_OK for NULL */
+TSR_API const char* tsr_status_message(const tsr_status_t* status); /* "" for NULL */
+TSR_API void tsr_status_free(tsr_status_t* status);
+TSR_API void tsr_string_free(char* s);
+
+/* ---- options ----
+ * Keys (all values are strings):
+ *   devices         "cpu", "cuda:0,cpu", ... priority order (default "cpu")
+ *   threads         CPU threads (default: the machine's cores)
+ *   opt_level       "0" | "1" | "2" (default "2")
+ *   dim.<NAME>      binds a symbolic input dim, e.g. "dim.batch" = "4"
+ *   max_alloc_bytes cap on any single tensor / arena allocation (default 16 GiB)
+ *   strict          "1": fail when a node has no device instead of falling back
+ *   dump_after      pass name: print the graph after that pass to stderr ("all" = every pass)
+ *   precision       "f32" (default) | "bf16"
+ * Unknown keys are rejected with TSR_ERR_INVALID_ARGUMENT. */
+TSR_API tsr_status_t* tsr_options_create(tsr_options_t** out_options);
+TSR_API void tsr_options_free(tsr_options_t* options);
+TSR_API tsr_status_t* tsr_options_set(tsr_options_t* options, const char* key, const char* value);
+
+/* ---- tensors (host memory, row-major, owned by the tensor) ---- */
+TSR_API tsr_status_t* tsr_tensor_create(int32_t dtype, const int64_t* dims, size_t rank, tsr_tensor_t** out_tensor);
+/* Copies nbytes from data; nbytes must equal the tensor's size. */
+TSR_API tsr_status_t* tsr_tensor_create_from_data(int32_t dtype, const int64_t* dims, size_t rank, const void* data,
+                                                  size_t nbytes, tsr_tensor_t** out_tensor);
+TSR_API void tsr_tensor_free(tsr_tensor_t* tensor);
+TSR_API int32_t tsr_tensor_dtype(const tsr_tensor_t* tensor);
+TSR_API size_t tsr_tensor_rank(const tsr_tensor_t* tensor);
+TSR_API const int64_t* tsr_tensor_dims(const tsr_tensor_t* tensor);
+TSR_API void* tsr_tensor_data(tsr_tensor_t* tensor);
+TSR_API size_t tsr_tensor_nbytes(const tsr_tensor_t* tensor);
+/* ONNX TensorProto files (the ONNX test-data layout: input_0.pb, ...). out_name may be NULL. */
+TSR_API tsr_status_t* tsr_tensor_load_pb(const char* path, tsr_tensor_t** out_tensor, char** out_name);
+TSR_API tsr_status_t* tsr_tensor_save_pb(const char* path, const tsr_tensor_t* tensor, const char* name);
+
+/* ---- sessions ----
+ * A session compiles a model (.onnx) or loads a compiled plan (.tplan, found
+ * by its magic bytes) and runs it. options may be NULL. */
+TSR_API tsr_status_t* tsr_session_create_from_file(const char* path, const tsr_options_t* options,
+                                                   tsr_session_t** out_session);
+TSR_API tsr_status_t* tsr_session_create_from_bytes(const void* data, size_t size, const tsr_options_t* options,
+                                                    tsr_session_t** out_session);
+TSR_API void tsr_session_free(tsr_session_t* session);
+
+TSR_API size_t tsr_session_input_count(const tsr_session_t* session);
+TSR_API size_t tsr_session_output_count(const tsr_session_t* session);
+/* Name, dtype and dims of an input/output; a dim is -1 when symbolic, and
+ * out_dim_names (may be NULL) gives its symbol ("" for known dims). */
+TSR_API tsr_status_t* tsr_session_input_info(const tsr_session_t* session, size_t index, const char** out_name,
+                                             int32_t* out_dtype, size_t* out_rank, const int64_t** out_dims,
+                                             const char* const** out_dim_names);
+TSR_API tsr_status_t* tsr_session_output_info(const tsr_session_t* session, size_t index, const char** out_name,
+                                              int32_t* out_dtype, size_t* out_rank, const int64_t** out_dims,
+                                              const char* const** out_dim_names);
+
+/* Runs the model. inputs are matched by name; every model input must be
+ * given. out_outputs receives num_outputs new tensors in the order of
+ * output_names, or of the model's outputs when output_names is NULL (then
+ * num_outputs must equal tsr_session_output_count). */
+TSR_API tsr_status_t* tsr_session_run(tsr_session_t* session, const char* const* input_names,
+                                      const tsr_tensor_t* const* inputs, size_t num_inputs,
+                                      const char* const* output_names, size_t num_outputs,
+                                      tsr_tensor_t** out_outputs);
+
+/* A JSON description: inputs, outputs, nodes (op, shapes, device), segments,
+ * memory plan (arena bytes per device, lower bound), pass statistics,
+ * compile time. */
+TSR_API tsr_status_t* tsr_session_describe_json(tsr_session_t* session, char** out_json);
+/* Statistics of the runs so far as JSON: runs, peak device memory bytes. */
+TSR_API tsr_status_t* tsr_session_stats_json(tsr_session_t* session, char** out_json);
+/* Writes the compiled plan (with weights) to a .tplan file. */
+TSR_API tsr_status_t* tsr_session_save_plan(tsr_session_t* session, const char* path);
+
+/* ---- devices ----
+ * JSON: every backend found (name, version, path), its devices with their
+ * properties, and for a backend that loaded but is unusable, why. options may
+ * be NULL. */
+TSR_API tsr_status_t* tsr_devices_json(const tsr_options_t* options, char** out_json);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* TESSERA_TESSERA_H_ */
