@@ -281,13 +281,36 @@ Status Graph::TopoSort() {
   return Status::Ok();
 }
 
+namespace {
+
+// Values that nodes of `g`'s subgraphs (at any depth) read from enclosing scopes.
+void CollectSubgraphCaptures(const Graph& g, std::unordered_set<const Value*>* out) {
+  for (const Node* n : g.nodes()) {
+    for (const auto& [name, a] : n->attrs()) {
+      if (a.type != AttrType::kGraph || !a.g) continue;
+      for (const Node* sn : a.g->nodes())
+        for (const Value* in : sn->inputs())
+          if (in && in->owner() != a.g.get()) out->insert(in);
+      for (const Value* o : a.g->outputs())
+        if (o->owner() != a.g.get()) out->insert(o);
+      CollectSubgraphCaptures(*a.g, out);
+    }
+  }
+}
+
+}  // namespace
+
 void Graph::Compact() {
   nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [](const auto& n) { return n->dead_; }),
                nodes_.end());
   auto uses = UseCounts();
+  // A value read only by a subgraph (e.g. an initializer an If branch uses)
+  // is still in use: freeing it would leave the subgraph a dangling pointer.
+  std::unordered_set<const Value*> captured;
+  CollectSubgraphCaptures(*this, &captured);
   std::vector<std::unique_ptr<Value>> keep;
   for (auto& v : values_) {
-    bool used = uses.count(v.get()) || v->producer_ || v->is_input_ || v->is_output_;
+    bool used = uses.count(v.get()) || captured.count(v.get()) || v->producer_ || v->is_input_ || v->is_output_;
     if (used) {
       keep.push_back(std::move(v));
     } else {

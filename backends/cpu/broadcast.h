@@ -1,0 +1,272 @@
+// Broadcast iteration for elementwise CPU kernels, plus small helpers shared
+// by the kernel files (a closure-backed Kernel, axis normalisation, reading
+// constant integer inputs). Header-only: CMake compiles only kernels_*.cpp.
+//
+// Broadcasting follows ONNX multidirectional rules: operand shapes are
+// right-aligned against the output shape, and each operand dim is either
+// equal to the output dim or 1.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cpu/kernel.h"
+#include "backends/cpu/parallel.h"
+
+namespace tessera::cpu {
+
+constexpr int kMaxBroadcastOperands = 3;
+constexpr int kMaxBroadcastRank = 16;
+
+// An iteration plan over an output of `numel` elements whose operands
+// broadcast to it. Dims are collapsed: output dims of 1 are dropped, and
+// adjacent dims merge when every operand is full in both or broadcast in both.
+// So identical shapes become one dim, a scalar operand has stride 0
+// everywhere, and a trailing bias ([N,C] + [C]) becomes [N,C] with strides
+// (0,1). The innermost collapsed dim is a "row"; along it every operand's
+// stride (inner_stride) is 1 (full) or 0 (one element repeated).
+struct Broadcast {
+  int num_operands = 0;
+  int rank = 1;  // collapsed rank, >= 1
+  int64_t numel = 0;
+  int64_t dims[kMaxBroadcastRank] = {};
+  int64_t strides[kMaxBroadcastOperands][kMaxBroadcastRank] = {};
+
+  int64_t inner() const { return dims[rank - 1]; }
+  int64_t inner_stride(int k) const { return strides[k][rank - 1]; }
+  // True when operand k is laid out exactly like the output.
+  bool is_full(int k) const {
+    int64_t s = 1;
+    for (int d = rank - 1; d >= 0; --d) {
+      if (strides[k][d] != s) return false;
+      s *= dims[d];
+    }
+    return true;
+  }
+};
+
+// Builds the plan for operands `ins` (at most kMaxBroadcastOperands) against
+// output dims `out`. Returns "" on success, else why the shapes do not
+// broadcast (for the caller's error message).
+inline std::string MakeBroadcast(const std::vector<int64_t>& out,
+                                 std::initializer_list<const std::vector<int64_t>*> ins, Broadcast* bc) {
+  auto fmt = [](const std::vector<int64_t>& d) {
+    std::string s = "[";
+    for (size_t i = 0; i < d.size(); ++i) {
+      if (i) s += ',';
+      s += std::to_string(d[i]);
+    }
+    s += ']';
+    return s;
+  };
+  *bc = Broadcast{};
+  if (ins.size() == 0 || ins.size() > static_cast<size_t>(kMaxBroadcastOperands)) return "bad operand count";
+  bc->num_operands = static_cast<int>(ins.size());
+  const size_t R = out.size();
+  bc->numel = 1;
+  for (int64_t d : out) bc->numel *= d;
+  // Per kept output dim: size and a bit mask of the operands that are full there.
+  std::vector<int64_t> kd;
+  std::vector<unsigned> km;
+  for (size_t d = 0; d < R; ++d) {
+    unsigned mask = 0;
+    int k = 0;
+    for (const std::vector<int64_t>* in : ins) {
+      if (in->size() > R) return "operand " + std::to_string(k) + " dims " + fmt(*in) + " have higher rank than output " + fmt(out);
+      size_t shift = R - in->size();
+      int64_t id = d < shift ? 1 : (*in)[d - shift];
+      if (id == out[d] && out[d] != 1) mask |= 1u << k;
+      else if (id != 1 && id != out[d])
+        return "operand " + std::to_string(k) + " dims " + fmt(*in) + " do not broadcast to output " + fmt(out);
+      ++k;
+    }
+    if (out[d] == 1) continue;
+    if (!kd.empty() && km.back() == mask) {
+      kd.back() *= out[d];
+    } else {
+      kd.push_back(out[d]);
+      km.push_back(mask);
+    }
+  }
+  if (kd.empty()) {  // all dims 1 (or a scalar)
+    kd.push_back(1);
+    km.push_back((1u << bc->num_operands) - 1);
+  }
+  if (kd.size() > static_cast<size_t>(kMaxBroadcastRank)) return "broadcast pattern too complex (rank after collapsing > 16)";
+  bc->rank = static_cast<int>(kd.size());
+  for (int d = 0; d < bc->rank; ++d) bc->dims[d] = kd[d];
+  for (int k = 0; k < bc->num_operands; ++k) {
+    int64_t s = 1;
+    for (int d = bc->rank - 1; d >= 0; --d) {
+      bool full = (km[d] >> k) & 1u;
+      bc->strides[k][d] = full ? s : 0;
+      if (full) s *= bc->dims[d];
+    }
+  }
+  return "";
+}
+
+// Calls fn(out_offset, in_offsets, n) over the output in contiguous runs that
+// never cross a row: out elements [out_offset, out_offset + n) read operand k
+// at in_offsets[k] + i * bc.inner_stride(k). Runs in parallel chunks of at
+// least `grain` elements; fn must be safe to call concurrently.
+template <typename Fn>
+void ForEachRun(const Broadcast& bc, int64_t grain, Fn&& fn) {
+  if (bc.numel <= 0) return;
+  const int64_t inner = bc.inner();
+  const int nops = bc.num_operands;
+  ParallelFor(bc.numel, grain, [&](int64_t b, int64_t e) {
+    int64_t idx[kMaxBroadcastRank] = {};
+    int64_t offs[kMaxBroadcastOperands] = {};
+    int64_t row = b / inner, col = b % inner;
+    for (int d = bc.rank - 2; d >= 0; --d) {
+      idx[d] = row % bc.dims[d];
+      row /= bc.dims[d];
+      for (int k = 0; k < nops; ++k) offs[k] += idx[d] * bc.strides[k][d];
+    }
+    while (b < e) {
+      int64_t n = std::min(inner - col, e - b);
+      int64_t run_offs[kMaxBroadcastOperands];
+      for (int k = 0; k < nops; ++k) run_offs[k] = offs[k] + col * bc.strides[k][bc.rank - 1];
+      fn(b, static_cast<const int64_t*>(run_offs), n);
+      b += n;
+      col = 0;
+      for (int d = bc.rank - 2; d >= 0; --d) {  // odometer step to the next row
+        ++idx[d];
+        for (int k = 0; k < nops; ++k) offs[k] += bc.strides[k][d];
+        if (idx[d] < bc.dims[d]) break;
+        for (int k = 0; k < nops; ++k) offs[k] -= bc.strides[k][d] * bc.dims[d];
+        idx[d] = 0;
+      }
+    }
+  });
+}
+
+// y[i] = op(a[i], b[i]) with broadcasting, specialised for the fast paths
+// (both full along the row, one repeated along the row). TA/TB/TY are the
+// element types; op is a cheap, pure functor.
+template <typename TA, typename TB, typename TY, typename Op>
+void BroadcastBinary(const Broadcast& bc, const TA* a, const TB* b, TY* y, Op op, int64_t grain = 32768) {
+  const int64_t sa = bc.inner_stride(0), sb = bc.inner_stride(1);
+  ForEachRun(bc, grain, [&](int64_t yo, const int64_t* o, int64_t n) {
+    const TA* pa = a + o[0];
+    const TB* pb = b + o[1];
+    TY* py = y + yo;
+    if (sa && sb) {
+      for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], pb[i]);
+    } else if (sa) {
+      const TB bv = *pb;
+      for (int64_t i = 0; i < n; ++i) py[i] = op(pa[i], bv);
+    } else if (sb) {
+      const TA av = *pa;
+      for (int64_t i = 0; i < n; ++i) py[i] = op(av, pb[i]);
+    } else {
+      const TY v = op(*pa, *pb);
+      for (int64_t i = 0; i < n; ++i) py[i] = v;
+    }
+  });
+}
+
+// Copies `in` (broadcast) into an output of the plan's shape (one operand).
+template <typename T>
+void BroadcastCopy(const Broadcast& bc, const T* in, T* y, int64_t grain = 65536) {
+  const int64_t s = bc.inner_stride(0);
+  ForEachRun(bc, grain, [&](int64_t yo, const int64_t* o, int64_t n) {
+    if (s) std::memcpy(y + yo, in + o[0], static_cast<size_t>(n) * sizeof(T));
+    else std::fill(y + yo, y + yo + n, in[o[0]]);
+  });
+}
+
+// ---- helpers shared by the kernel files -----------------------------------------
+
+// A kernel whose Run is a closure built by the factory. The closure must not
+// mutate its captures (Run is called concurrently).
+class FnKernel final : public Kernel {
+ public:
+  using Fn = std::function<Err(const void* const* in, void* const* out)>;
+  explicit FnKernel(Fn fn) : fn_(std::move(fn)) {}
+  Err Run(const void* const* in, void* const* out) const override { return fn_(in, out); }
+
+ private:
+  Fn fn_;
+};
+
+inline std::unique_ptr<Kernel> MakeFnKernel(FnKernel::Fn fn) { return std::make_unique<FnKernel>(std::move(fn)); }
+
+// Maps a possibly negative axis into [0, rank); false when out of range.
+inline bool NormalizeAxis(int64_t axis, int64_t rank, int64_t* out) {
+  if (axis < -rank || axis >= rank) return false;
+  *out = axis < 0 ? axis + rank : axis;
+  return true;
+}
+
+inline std::string DimsToString(const std::vector<int64_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(d[i]);
+  }
+  s += ']';
+  return s;
+}
+
+// Reads an integer parameter that is an attribute in old opsets and an input
+// in new ones. Order: attribute `attr` when present; else input `input` when
+// present, which must be a constant i32/i64 tensor; else *present = false.
+// Errors name the node.
+inline Err ReadIntsParam(const NodeArgs& args, const char* attr, size_t input, std::vector<int64_t>* out,
+                         bool* present) {
+  *present = false;
+  out->clear();
+  plugin::NodeAttrs at = args.attrs();
+  if (attr && at.Has(attr)) {
+    *out = at.Ints(attr);
+    if (out->empty() && at.Find(attr)->type == TSR_ATTR_INT) out->push_back(at.Int(attr, 0));
+    *present = true;
+    return Err::Ok();
+  }
+  if (!args.has_input(input)) return Err::Ok();
+  const TensorArg* t = args.inputs[input];
+  if (!t->const_data)
+    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: input %zu must be a constant for the CPU backend", args.Describe().c_str(),
+                   input);
+  if (t->dtype == TSR_DTYPE_I64) {
+    const int64_t* p = static_cast<const int64_t*>(t->const_data);
+    out->assign(p, p + t->numel);
+  } else if (t->dtype == TSR_DTYPE_I32) {
+    const int32_t* p = static_cast<const int32_t*>(t->const_data);
+    out->assign(p, p + t->numel);
+  } else {
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: input %zu must be i32 or i64, got %s", args.Describe().c_str(), input,
+                   plugin::DTypeName(t->dtype));
+  }
+  *present = true;
+  return Err::Ok();
+}
+
+// Checks input/output counts (present inputs/outputs are counted by index:
+// at least `min_in` leading inputs and `min_out` leading outputs must exist).
+inline Err CheckArity(const NodeArgs& args, size_t min_in, size_t max_in, size_t min_out, size_t max_out) {
+  size_t ni = args.inputs.size(), no = args.outputs.size();
+  if (ni < min_in || ni > max_in)
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: expects %zu..%zu inputs, got %zu", args.Describe().c_str(), min_in,
+                   max_in, ni);
+  if (no < min_out || no > max_out)
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: expects %zu..%zu outputs, got %zu", args.Describe().c_str(), min_out,
+                   max_out, no);
+  for (size_t i = 0; i < min_in; ++i)
+    if (!args.inputs[i])
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: required input %zu is missing", args.Describe().c_str(), i);
+  for (size_t i = 0; i < min_out; ++i)
+    if (!args.outputs[i])
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: required output %zu is missing", args.Describe().c_str(), i);
+  return Err::Ok();
+}
+
+}  // namespace tessera::cpu

@@ -1,2 +1,0 @@
-// placeholder; see compiler/ headers
-namespace tessera {}

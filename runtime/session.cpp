@@ -1,0 +1,818 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
+
+#include "compiler/graph_view.h"
+#include "compiler/lower.h"
+#include "compiler/partition.h"
+#include "compiler/pass.h"
+#include "graph/onnx/onnx_import.h"
+#include "runtime/backend_registry.h"
+#include "runtime/plan_file.h"
+
+namespace tessera {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// A device opened through its backend. Calls other than execute are
+// serialized by `mu` (the ABI's rule).
+struct OpenDevice {
+  std::string role;
+  const LoadedBackend* backend = nullptr;
+  int32_t index = 0;
+  tsr_device_t* dev = nullptr;
+  std::mutex mu;
+  ~OpenDevice() {
+    if (dev) backend->api->device_close(dev);
+  }
+};
+
+// One compiled segment: the executable and, per view value, where it lives.
+struct SegmentExec {
+  int32_t device = 0;
+  tsr_executable_t* exe = nullptr;
+  OpenDevice* dev = nullptr;
+  std::vector<int64_t> offsets;  // per view value: arena offset, -1 for constants
+  uint64_t scratch_bytes = 0;
+};
+
+// Per-run resources: an arena and a stream per device, scratch per segment.
+struct ExecContext {
+  std::vector<tsr_buffer_t*> arenas;
+  std::vector<tsr_stream_t*> streams;
+  std::vector<tsr_buffer_t*> scratch;
+  uint64_t bytes = 0;
+};
+
+struct Variant {
+  std::string key;
+  Plan plan;
+  std::vector<OpenDevice*> devices;  // per plan device
+  std::vector<SegmentExec> segments;
+  double compile_ms = 0;
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<ExecContext>> pool;  // idle contexts
+  std::vector<ExecContext*> all_contexts;
+  std::unordered_map<std::string, const Value*> values;  // name -> plan graph value
+  ~Variant();
+};
+
+Variant::~Variant() {
+  for (auto& s : segments)
+    if (s.exe) s.dev->backend->api->executable_destroy(s.exe);
+  for (auto& c : pool) {
+    for (size_t d = 0; d < c->arenas.size(); ++d) {
+      const tsr_backend_api* api = devices[d]->backend->api;
+      if (c->arenas[d]) api->buffer_free(c->arenas[d]);
+      if (c->streams[d]) api->stream_destroy(c->streams[d]);
+    }
+    for (size_t s = 0; s < c->scratch.size(); ++s)
+      if (c->scratch[s]) segments[s].dev->backend->api->buffer_free(c->scratch[s]);
+  }
+}
+
+std::string JoinNames(const std::vector<IoInfo>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i].name;
+  return s;
+}
+
+std::string DimsToString(const std::vector<int64_t>& d) { return Shape::FromInts(d).ToString(); }
+
+IoInfo InfoOf(const Value* v) {
+  IoInfo io;
+  io.name = v->name();
+  io.dtype = v->dtype();
+  if (v->shape().has_rank()) {
+    for (const Dim& d : v->shape().dims()) {
+      io.dims.push_back(d.is_known() ? d.value : -1);
+      io.dim_names.push_back(d.is_known() ? "" : (d.symbol.empty() ? "?" : d.symbol));
+    }
+  }
+  return io;
+}
+
+void UniquifyNodeNames(Graph& g) {
+  std::set<std::string> seen;
+  for (Node* n : g.nodes()) {
+    if (n->name().empty() || !seen.insert(n->name()).second) {
+      n->set_name(g.UniqueName(n->name().empty() ? n->op_type() : n->name()));
+      seen.insert(n->name());
+    }
+  }
+}
+
+}  // namespace
+
+struct Session::Impl {
+  SessionOptions opts;
+  std::string source;
+  std::unique_ptr<Graph> model;  // null for sessions loaded from a plan
+  std::mutex mu;                 // guards devices and variants
+  std::map<std::string, std::unique_ptr<OpenDevice>> devices;
+  std::map<std::string, std::unique_ptr<Variant>> variants;
+  Variant* last_variant = nullptr;
+  std::atomic<int64_t> runs{0};
+  std::atomic<uint64_t> live_bytes{0};
+  std::atomic<uint64_t> peak_bytes{0};
+
+  ~Impl() {
+    variants.clear();  // executables before devices
+    devices.clear();
+  }
+
+  Result<OpenDevice*> OpenRole(const std::string& role);
+  Result<std::vector<std::string>> ResolveRoles();
+  Result<std::vector<Tensor>> EvaluateOnCpu(const Node& node);
+  Result<std::unique_ptr<Variant>> Compile(const std::map<std::string, std::vector<int64_t>>& shapes);
+  Status Prepare(Variant& v);
+  Result<Variant*> GetVariant(const std::map<std::string, std::vector<int64_t>>& shapes,
+                              const std::vector<IoInfo>& inputs);
+  Result<ExecContext*> Acquire(Variant& v);
+  void Release(Variant& v, ExecContext* c);
+};
+
+// ---- devices ------------------------------------------------------------------
+
+Result<OpenDevice*> Session::Impl::OpenRole(const std::string& role) {
+  auto it = devices.find(role);
+  if (it != devices.end()) return it->second.get();
+  std::string backend_name = role;
+  int32_t index = 0;
+  size_t colon = role.find(':');
+  if (colon != std::string::npos) {
+    backend_name = role.substr(0, colon);
+    std::string idx = role.substr(colon + 1);
+    char* end = nullptr;
+    long v = std::strtol(idx.c_str(), &end, 10);
+    if (idx.empty() || *end != '\0' || v < 0 || v > 1024)
+      return InvalidArgument("device '", role, "': expected BACKEND or BACKEND:INDEX");
+    index = static_cast<int32_t>(v);
+  }
+  auto& reg = BackendRegistry::Get();
+  const LoadedBackend* b = reg.Find(backend_name);
+  if (!b) {
+    std::string dirs;
+    for (const auto& d : reg.search_dirs()) dirs += "\n  " + d;
+    return NotFound("device '", role, "': no backend plugin named '", backend_name,
+                    "' was found (set TESSERA_BACKEND_PATH); searched:", dirs);
+  }
+  if (!b->usable())
+    return Status(StatusCode::kNoDevice,
+                  StrCat("device '", role, "': backend '", backend_name, "' is unusable: ", b->unusable_reason));
+  if (index >= b->device_count)
+    return Status(StatusCode::kNoDevice, StrCat("device '", role, "': backend '", backend_name, "' has ",
+                                                b->device_count, " device(s)"));
+  auto od = std::make_unique<OpenDevice>();
+  od->role = role;
+  od->backend = b;
+  od->index = index;
+  tsr_error err{};
+  int32_t rc = b->api->device_open(b->ctx, index, &od->dev, &err);
+  if (rc != TSR_OK) return FromPluginError(rc, err, StrCat("opening device '", role, "'"));
+  OpenDevice* raw = od.get();
+  devices[role] = std::move(od);
+  return raw;
+}
+
+Result<std::vector<std::string>> Session::Impl::ResolveRoles() {
+  std::vector<std::string> roles;
+  for (const auto& r : opts.devices) {
+    if (r != "auto") {
+      roles.push_back(r);
+      continue;
+    }
+    // Every usable accelerator first, the CPU last; the null skeleton never.
+    for (const auto& b : BackendRegistry::Get().backends())
+      if (b->usable() && b->name != "cpu" && b->name != "null") roles.push_back(b->name + ":0");
+    roles.push_back("cpu");
+  }
+  std::vector<std::string> uniq;
+  for (const auto& r : roles)
+    if (std::find(uniq.begin(), uniq.end(), r) == uniq.end()) uniq.push_back(r);
+  return uniq;
+}
+
+// ---- constant evaluation through the CPU backend --------------------------------
+
+Result<std::vector<Tensor>> Session::Impl::EvaluateOnCpu(const Node& node) {
+  TSR_ASSIGN_OR_RETURN(OpenDevice * cpu, OpenRole("cpu"));
+  const tsr_backend_api* api = cpu->backend->api;
+  auto view = GraphView::Build({&node});
+  std::lock_guard<std::mutex> lock(cpu->mu);
+  tsr_error err{};
+  tsr_executable_t* exe = nullptr;
+  int32_t rc = api->compile(cpu->dev, view->view(), nullptr, &exe, &err);
+  if (rc != TSR_OK) return FromPluginError(rc, err, "constant folding");
+  std::vector<Tensor> outs;
+  std::vector<tsr_buffer_t*> bufs;
+  std::vector<tsr_binding> bindings(view->values().size() + 1, tsr_binding{nullptr, 0});
+  Status st;
+  for (size_t i = 0; i < view->values().size() && st.ok(); ++i) {
+    const Value* v = view->values()[i];
+    if (v->is_constant()) continue;
+    auto bytes = CheckedByteSize(*v->shape().AsInts(), v->dtype());
+    if (!bytes.ok()) { st = bytes.status(); break; }
+    tsr_buffer_t* b = nullptr;
+    rc = api->buffer_alloc(cpu->dev, std::max<uint64_t>(*bytes, 1), 64, &b, &err);
+    if (rc != TSR_OK) { st = FromPluginError(rc, err, "constant folding"); break; }
+    bufs.push_back(b);
+    bindings[i] = {b, 0};
+  }
+  tsr_stream_t* stream = nullptr;
+  if (st.ok()) {
+    rc = api->stream_create(cpu->dev, &stream, &err);
+    if (rc != TSR_OK) st = FromPluginError(rc, err, "constant folding");
+  }
+  if (st.ok()) {
+    rc = api->execute(exe, stream, bindings.data(), static_cast<uint32_t>(view->values().size()), &err);
+    if (rc == TSR_OK) rc = api->stream_synchronize(stream, &err);
+    if (rc != TSR_OK) st = FromPluginError(rc, err, "constant folding");
+  }
+  for (size_t o = 0; o < node.num_outputs() && st.ok(); ++o) {
+    const Value* v = node.output(o);
+    if (!v) { outs.emplace_back(); continue; }
+    auto t = Tensor::Zeros(v->dtype(), *v->shape().AsInts());
+    if (!t.ok()) { st = t.status(); break; }
+    int idx = view->IndexOf(v);
+    rc = api->copy_d2h(stream, t->mutable_raw(), bindings[idx].buffer, 0, t->nbytes(), &err);
+    if (rc != TSR_OK) { st = FromPluginError(rc, err, "constant folding"); break; }
+    outs.push_back(std::move(t).value());
+  }
+  if (stream) api->stream_destroy(stream);
+  for (auto* b : bufs) api->buffer_free(b);
+  api->executable_destroy(exe);
+  if (!st.ok()) return st;
+  return outs;
+}
+
+// ---- compilation ----------------------------------------------------------------
+
+Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::string, std::vector<int64_t>>& shapes) {
+  auto t0 = Clock::now();
+  std::unique_ptr<Graph> g = model->Clone();
+  for (Value* in : g->RuntimeInputs()) {
+    auto it = shapes.find(in->name());
+    if (it == shapes.end()) return Internal("no shape bound for input '", in->name(), "'");
+    in->set_type(TensorType{in->dtype(), Shape::FromInts(it->second)});
+  }
+  TSR_ASSIGN_OR_RETURN(PassManager pm, BuildPipeline(opts.opt_level));
+  PassContext ctx;
+  ctx.opt_level = opts.opt_level;
+  ctx.dump_after = opts.dump_after;
+  if (!ctx.dump_after.empty() && ctx.dump_after != "all") {
+    auto known = KnownPassNames();
+    if (std::find(known.begin(), known.end(), ctx.dump_after) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += " " + k;
+      return InvalidArgument("dump_after: unknown pass '", ctx.dump_after, "'; passes:", list);
+    }
+  }
+  if (BackendRegistry::Get().Find("cpu") && BackendRegistry::Get().Find("cpu")->usable())
+    ctx.evaluator = [this](const Node& n) { return EvaluateOnCpu(n); };
+  TSR_RETURN_IF_ERROR(pm.Run(*g, ctx));
+  UniquifyNodeNames(*g);
+
+  TSR_ASSIGN_OR_RETURN(std::vector<std::string> roles, ResolveRoles());
+  std::vector<DeviceCandidate> cands;
+  std::vector<DeviceRole> droles;
+  for (const auto& role : roles) {
+    auto od = OpenRole(role);
+    if (!od.ok()) {
+      // A listed device that is absent is an error in strict mode or when it
+      // is the only one; otherwise the next device in the list takes over.
+      if (opts.strict || roles.size() == 1) return od.status();
+      continue;
+    }
+    OpenDevice* dev = *od;
+    cands.push_back({role, [dev](const tsr_graph_view& view, std::vector<tsr_claim>* claims) -> Status {
+                       tsr_error err{};
+                       std::lock_guard<std::mutex> lock(dev->mu);
+                       int32_t rc = dev->backend->api->claim(dev->dev, &view, claims->data(), &err);
+                       return FromPluginError(rc, err, StrCat("device '", dev->role, "' claim"));
+                     }});
+    droles.push_back({role, dev->backend->name, dev->index});
+  }
+  if (cands.empty()) return Status(StatusCode::kNoDevice, "none of the requested devices is available");
+  TSR_ASSIGN_OR_RETURN(Partition part, PartitionGraph(*g, cands, opts.strict));
+  TSR_ASSIGN_OR_RETURN(Plan plan, LowerToPlan(std::move(g), part, droles, opts.max_alloc_bytes));
+  plan.pass_stats = ctx.stats;
+  plan.imported_nodes = static_cast<int64_t>(model->num_nodes());
+  auto v = std::make_unique<Variant>();
+  v->plan = std::move(plan);
+  TSR_RETURN_IF_ERROR(Prepare(*v));
+  v->compile_ms = MsSince(t0);
+  return v;
+}
+
+// Opens the plan's devices and compiles every segment on its backend.
+Status Session::Impl::Prepare(Variant& v) {
+  Plan& plan = v.plan;
+  for (const auto& d : plan.devices) {
+    TSR_ASSIGN_OR_RETURN(OpenDevice * od, OpenRole(d.role));
+    if (od->backend->name != d.backend)
+      return InvalidArgument("plan device '", d.role, "' needs backend '", d.backend, "', found '",
+                             od->backend->name, "'");
+    v.devices.push_back(od);
+  }
+  std::unordered_map<std::string, const Node*> by_name;
+  for (const Node* n : plan.graph->nodes()) by_name[n->name()] = n;
+  for (const Value* val : plan.graph->values()) v.values[val->name()] = val;
+
+  // Only options the user set are passed; backends apply their own defaults.
+  std::vector<std::string> opt_keys = {"precision"}, opt_vals = {opts.precision};
+  if (opts.threads > 0) {
+    opt_keys.push_back("threads");
+    opt_vals.push_back(std::to_string(opts.threads));
+  }
+  std::vector<tsr_option> copt;
+  for (size_t i = 0; i < opt_keys.size(); ++i) copt.push_back({opt_keys[i].c_str(), opt_vals[i].c_str()});
+  tsr_compile_options co{sizeof(tsr_compile_options), static_cast<uint32_t>(copt.size()), copt.data()};
+
+  for (const auto& seg : plan.segments) {
+    std::vector<const Node*> nodes;
+    for (const auto& name : seg.nodes) {
+      auto it = by_name.find(name);
+      if (it == by_name.end()) return InvalidArgument("plan segment names unknown node '", name, "'");
+      nodes.push_back(it->second);
+    }
+    auto view = GraphView::Build(nodes);
+    SegmentExec se;
+    se.device = seg.device;
+    se.dev = v.devices[seg.device];
+    const tsr_backend_api* api = se.dev->backend->api;
+    for (const Value* val : view->values()) {
+      if (val->is_constant()) {
+        se.offsets.push_back(-1);
+        continue;
+      }
+      const PlanBuffer* b = plan.FindBuffer(val->name(), seg.device);
+      if (!b) return InvalidArgument("plan has no buffer for value '", val->name(), "' on device ",
+                                     plan.devices[seg.device].role);
+      se.offsets.push_back(static_cast<int64_t>(b->offset));
+    }
+    tsr_error err{};
+    std::lock_guard<std::mutex> lock(se.dev->mu);
+    int32_t rc = api->compile(se.dev->dev, view->view(), &co, &se.exe, &err);
+    if (rc != TSR_OK)
+      return FromPluginError(rc, err, StrCat("compiling a segment of ", nodes.size(), " node(s) on ", se.dev->role));
+    auto scratch_fn = TSR_API_SLOT(api, executable_scratch_bytes);
+    if (scratch_fn) {
+      rc = scratch_fn(se.exe, &se.scratch_bytes, &err);
+      if (rc != TSR_OK) {
+        api->executable_destroy(se.exe);
+        return FromPluginError(rc, err, "querying scratch size");
+      }
+    }
+    v.segments.push_back(se);
+  }
+  return Status::Ok();
+}
+
+Result<Variant*> Session::Impl::GetVariant(const std::map<std::string, std::vector<int64_t>>& shapes,
+                                           const std::vector<IoInfo>& inputs) {
+  std::string key;
+  for (const auto& in : inputs) key += in.name + DimsToString(shapes.at(in.name)) + ";";
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = variants.find(key);
+  if (it != variants.end()) return it->second.get();
+  if (!model) {
+    // A plan has exactly one variant, compiled for fixed shapes.
+    Variant* only = variants.begin()->second.get();
+    std::string want;
+    for (const Value* in : only->plan.graph->RuntimeInputs()) want += " " + in->name() + in->shape().ToString();
+    return InvalidArgument("this plan was compiled for input shapes", want, "; got ", key,
+                           " (compile the model again for these shapes)");
+  }
+  TSR_ASSIGN_OR_RETURN(std::unique_ptr<Variant> v, Compile(shapes));
+  v->key = key;
+  Variant* raw = v.get();
+  variants[key] = std::move(v);
+  last_variant = raw;
+  return raw;
+}
+
+Result<ExecContext*> Session::Impl::Acquire(Variant& v) {
+  {
+    std::lock_guard<std::mutex> lock(v.pool_mu);
+    if (!v.pool.empty()) {
+      ExecContext* c = v.pool.back().release();
+      v.pool.pop_back();
+      return c;
+    }
+  }
+  auto c = std::make_unique<ExecContext>();
+  auto fail = [&](Status s) -> Status {
+    for (size_t d = 0; d < c->arenas.size(); ++d) {
+      const tsr_backend_api* api = v.devices[d]->backend->api;
+      if (c->arenas[d]) api->buffer_free(c->arenas[d]);
+      if (d < c->streams.size() && c->streams[d]) api->stream_destroy(c->streams[d]);
+    }
+    for (size_t s = 0; s < c->scratch.size(); ++s)
+      if (c->scratch[s]) v.segments[s].dev->backend->api->buffer_free(c->scratch[s]);
+    return s;
+  };
+  for (size_t d = 0; d < v.devices.size(); ++d) {
+    OpenDevice* od = v.devices[d];
+    const tsr_backend_api* api = od->backend->api;
+    std::lock_guard<std::mutex> lock(od->mu);
+    tsr_error err{};
+    tsr_buffer_t* arena = nullptr;
+    uint64_t bytes = std::max<uint64_t>(v.plan.devices[d].arena_bytes, 64);
+    int32_t rc = api->buffer_alloc(od->dev, bytes, 64, &arena, &err);
+    c->arenas.push_back(arena);
+    c->streams.push_back(nullptr);
+    if (rc != TSR_OK) return fail(FromPluginError(rc, err, StrCat("allocating the ", bytes, "-byte arena on ", od->role)));
+    c->bytes += bytes;
+    rc = api->stream_create(od->dev, &c->streams.back(), &err);
+    if (rc != TSR_OK) return fail(FromPluginError(rc, err, StrCat("creating a stream on ", od->role)));
+  }
+  for (auto& s : v.segments) {
+    tsr_buffer_t* b = nullptr;
+    if (s.scratch_bytes > 0) {
+      std::lock_guard<std::mutex> lock(s.dev->mu);
+      tsr_error err{};
+      int32_t rc = s.dev->backend->api->buffer_alloc(s.dev->dev, s.scratch_bytes, 64, &b, &err);
+      if (rc != TSR_OK) {
+        c->scratch.push_back(nullptr);
+        return fail(FromPluginError(rc, err, "allocating segment scratch"));
+      }
+      c->bytes += s.scratch_bytes;
+    }
+    c->scratch.push_back(b);
+  }
+  uint64_t now = live_bytes += c->bytes;
+  uint64_t prev = peak_bytes.load();
+  while (now > prev && !peak_bytes.compare_exchange_weak(prev, now)) {
+  }
+  return c.release();
+}
+
+void Session::Impl::Release(Variant& v, ExecContext* c) {
+  std::lock_guard<std::mutex> lock(v.pool_mu);
+  v.pool.emplace_back(c);
+}
+
+// ---- Session ---------------------------------------------------------------------
+
+Session::Session() : impl_(std::make_unique<Impl>()) {}
+Session::~Session() = default;
+
+Result<std::unique_ptr<Session>> Session::FromGraph(std::unique_ptr<Graph> model, const SessionOptions& opts) {
+  auto s = std::unique_ptr<Session>(new Session());
+  s->impl_->opts = opts;
+  for (const Value* v : model->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
+  for (const Value* v : model->outputs()) s->outputs_.push_back(InfoOf(v));
+  s->impl_->model = std::move(model);
+  // Compile now when every input shape is known (after dim bindings).
+  std::map<std::string, std::vector<int64_t>> shapes;
+  bool all_known = true;
+  for (const IoInfo& in : s->inputs_) {
+    if (in.dims.empty() && !s->impl_->model->FindValue(in.name)->shape().has_rank()) { all_known = false; break; }
+    std::vector<int64_t> d = in.dims;
+    for (size_t i = 0; i < d.size(); ++i) {
+      if (d[i] >= 0) continue;
+      auto it = opts.dims.find(in.dim_names[i]);
+      if (it == opts.dims.end()) { all_known = false; break; }
+      d[i] = it->second;
+    }
+    if (!all_known) break;
+    shapes[in.name] = d;
+  }
+  if (all_known) {
+    TSR_ASSIGN_OR_RETURN(Variant * v, s->impl_->GetVariant(shapes, s->inputs_));
+    (void)v;
+  }
+  return s;
+}
+
+Result<std::unique_ptr<Session>> Session::FromFile(const std::string& path, const SessionOptions& opts) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return NotFound("cannot open model file '", path, "'");
+  char magic[8] = {};
+  f.read(magic, 8);
+  size_t got = static_cast<size_t>(f.gcount());
+  f.close();
+  if (LooksLikePlan(magic, got)) {
+    TSR_ASSIGN_OR_RETURN(LoadedPlan lp, LoadPlanFile(path));
+    auto s = std::unique_ptr<Session>(new Session());
+    s->impl_->opts = opts;
+    s->impl_->source = path;
+    // Options recorded in the plan apply unless the caller set them.
+    if (opts.threads == 0 && lp.options.count("threads")) s->impl_->opts.threads = std::stoi(lp.options["threads"]);
+    for (const Value* v : lp.plan.graph->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
+    for (const Value* v : lp.plan.graph->outputs()) s->outputs_.push_back(InfoOf(v));
+    auto v = std::make_unique<Variant>();
+    v->plan = std::move(lp.plan);
+    auto t0 = Clock::now();
+    TSR_RETURN_IF_ERROR(s->impl_->Prepare(*v).WithContext(StrCat("loading plan '", path, "'")));
+    v->compile_ms = MsSince(t0);
+    std::map<std::string, std::vector<int64_t>> shapes;
+    for (const auto& in : s->inputs_) shapes[in.name] = in.dims;
+    std::string key;
+    for (const auto& in : s->inputs_) key += in.name + DimsToString(shapes.at(in.name)) + ";";
+    v->key = key;
+    s->impl_->last_variant = v.get();
+    s->impl_->variants[key] = std::move(v);
+    return s;
+  }
+  TSR_ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, ImportOnnxFile(path, ImportOptions{opts.max_alloc_bytes, {}}));
+  auto s = FromGraph(std::move(g), opts);
+  if (s.ok()) (*s)->impl_->source = path;
+  return s;
+}
+
+Result<std::unique_ptr<Session>> Session::FromBytes(const void* data, size_t size, const SessionOptions& opts) {
+  if (!data && size) return InvalidArgument("model bytes are null");
+  if (LooksLikePlan(data, size)) {
+    // Write-free path: parse from a private copy.
+    TSR_ASSIGN_OR_RETURN(LoadedPlan lp, LoadPlanBytes(data, size));
+    auto s = std::unique_ptr<Session>(new Session());
+    s->impl_->opts = opts;
+    s->impl_->source = "<bytes>";
+    for (const Value* v : lp.plan.graph->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
+    for (const Value* v : lp.plan.graph->outputs()) s->outputs_.push_back(InfoOf(v));
+    auto v = std::make_unique<Variant>();
+    v->plan = std::move(lp.plan);
+    TSR_RETURN_IF_ERROR(s->impl_->Prepare(*v));
+    s->impl_->last_variant = v.get();
+    s->impl_->variants["plan"] = std::move(v);
+    return s;
+  }
+  TSR_ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, ImportOnnxBytes(data, size, "", ImportOptions{opts.max_alloc_bytes, {}}));
+  auto s = FromGraph(std::move(g), opts);
+  if (s.ok()) (*s)->impl_->source = "<bytes>";
+  return s;
+}
+
+Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& feeds,
+                    const std::vector<std::string>& output_names, std::vector<Tensor>* results) {
+  // Validate the feeds against the model's signature.
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [name, t] : feeds) {
+    auto it = std::find_if(inputs_.begin(), inputs_.end(), [&](const IoInfo& i) { return i.name == name; });
+    if (it == inputs_.end())
+      return InvalidArgument("unknown input '", name, "'; the model's inputs are: ", JoinNames(inputs_));
+    if (!t) return InvalidArgument("input '", name, "' is null");
+    if (!by_name.emplace(name, t).second) return InvalidArgument("input '", name, "' is given twice");
+  }
+  std::map<std::string, std::vector<int64_t>> shapes;
+  std::map<std::string, std::pair<int64_t, std::string>> symbols;  // symbol -> (value, input)
+  for (const IoInfo& in : inputs_) {
+    auto it = by_name.find(in.name);
+    std::string expect = StrCat(DTypeName(in.dtype), "[");
+    for (size_t i = 0; i < in.dims.size(); ++i)
+      expect += (i ? "," : "") + (in.dims[i] >= 0 ? std::to_string(in.dims[i]) : in.dim_names[i]);
+    expect += "]";
+    if (it == by_name.end()) return InvalidArgument("missing input '", in.name, "' (", expect, ")");
+    const Tensor* t = it->second;
+    if (t->dtype() != in.dtype)
+      return InvalidArgument("input '", in.name, "' has dtype ", DTypeName(t->dtype()), ", the model expects ",
+                             DTypeName(in.dtype));
+    const bool rank_known = !in.dims.empty() || impl_->model == nullptr ||
+                            impl_->model->FindValue(in.name)->shape().has_rank();
+    if (rank_known && static_cast<size_t>(t->rank()) != in.dims.size())
+      return InvalidArgument("input '", in.name, "' has shape ", DimsToString(t->dims()), " (rank ", t->rank(),
+                             "), the model expects ", expect);
+    for (size_t i = 0; rank_known && i < in.dims.size(); ++i) {
+      if (in.dims[i] >= 0 && t->dims()[i] != in.dims[i])
+        return InvalidArgument("input '", in.name, "' has shape ", DimsToString(t->dims()), ", the model expects ",
+                               expect, ": dim ", i, " is ", t->dims()[i], ", expected ", in.dims[i]);
+      if (in.dims[i] < 0 && in.dim_names[i] != "?") {
+        auto [sit, fresh] = symbols.emplace(in.dim_names[i], std::make_pair(t->dims()[i], in.name));
+        if (!fresh && sit->second.first != t->dims()[i])
+          return InvalidArgument("dim '", in.dim_names[i], "' is ", sit->second.first, " in input '",
+                                 sit->second.second, "' but ", t->dims()[i], " in input '", in.name, "'");
+      }
+    }
+    shapes[in.name] = t->dims();
+  }
+  TSR_ASSIGN_OR_RETURN(Variant * v, impl_->GetVariant(shapes, inputs_));
+
+  // Which outputs.
+  std::vector<size_t> out_idx;
+  if (output_names.empty()) {
+    for (size_t i = 0; i < outputs_.size(); ++i) out_idx.push_back(i);
+  } else {
+    for (const auto& n : output_names) {
+      auto it = std::find_if(outputs_.begin(), outputs_.end(), [&](const IoInfo& o) { return o.name == n; });
+      if (it == outputs_.end())
+        return InvalidArgument("unknown output '", n, "'; the model's outputs are: ", JoinNames(outputs_));
+      out_idx.push_back(static_cast<size_t>(it - outputs_.begin()));
+    }
+  }
+
+  TSR_ASSIGN_OR_RETURN(ExecContext * ctx, impl_->Acquire(*v));
+  Plan& plan = v->plan;
+  Status st;
+  tsr_error err{};
+  auto check = [&](int32_t rc, const std::string& what) {
+    if (rc != TSR_OK && st.ok()) st = FromPluginError(rc, err, what);
+    return rc == TSR_OK;
+  };
+  // Inputs into every device that holds them.
+  for (const auto& b : plan.buffers) {
+    if (b.kind != BufferKind::kInput || !st.ok()) continue;
+    auto it = by_name.find(b.value);
+    if (it == by_name.end()) continue;
+    const tsr_backend_api* api = v->devices[b.device]->backend->api;
+    check(api->copy_h2d(ctx->streams[b.device], ctx->arenas[b.device], b.offset, it->second->raw(),
+                        it->second->nbytes(), &err),
+          StrCat("copying input '", b.value, "' to ", plan.devices[b.device].role));
+  }
+  std::vector<tsr_binding> bindings;
+  for (const auto& step : plan.steps) {
+    if (!st.ok()) break;
+    if (step.kind == PlanStep::kSegment) {
+      SegmentExec& se = v->segments[step.index];
+      bindings.assign(se.offsets.size() + 1, tsr_binding{nullptr, 0});
+      for (size_t i = 0; i < se.offsets.size(); ++i)
+        if (se.offsets[i] >= 0) bindings[i] = {ctx->arenas[se.device], static_cast<uint64_t>(se.offsets[i])};
+      bindings.back() = {ctx->scratch[step.index], 0};
+      const tsr_backend_api* api = se.dev->backend->api;
+      uint32_t nb = static_cast<uint32_t>(se.offsets.size() + (se.scratch_bytes ? 1 : 0));
+      check(api->execute(se.exe, ctx->streams[se.device], bindings.data(), nb, &err),
+            StrCat("running on ", se.dev->role));
+    } else {
+      // Cross-device transfer staged through host memory.
+      const PlanTransfer& tr = plan.transfers[step.index];
+      const PlanBuffer* src = plan.FindBuffer(tr.value, tr.src_device);
+      const PlanBuffer* dst = plan.FindBuffer(tr.value, tr.dst_device);
+      if (!src || !dst) { st = Internal("transfer of '", tr.value, "' has no buffers"); break; }
+      std::vector<uint8_t> host(src->bytes);
+      const tsr_backend_api* sapi = v->devices[tr.src_device]->backend->api;
+      const tsr_backend_api* dapi = v->devices[tr.dst_device]->backend->api;
+      if (check(sapi->copy_d2h(ctx->streams[tr.src_device], host.data(), ctx->arenas[tr.src_device], src->offset,
+                               src->bytes, &err), "transfer") &&
+          check(sapi->stream_synchronize(ctx->streams[tr.src_device], &err), "transfer")) {
+        check(dapi->copy_h2d(ctx->streams[tr.dst_device], ctx->arenas[tr.dst_device], dst->offset, host.data(),
+                             dst->bytes, &err), "transfer");
+        check(dapi->stream_synchronize(ctx->streams[tr.dst_device], &err), "transfer");
+      }
+    }
+  }
+  for (size_t d = 0; d < v->devices.size() && st.ok(); ++d)
+    check(v->devices[d]->backend->api->stream_synchronize(ctx->streams[d], &err), "synchronizing");
+  // Outputs, by position in the plan graph's outputs.
+  results->clear();
+  for (size_t oi : out_idx) {
+    if (!st.ok()) break;
+    const Value* val = plan.graph->outputs()[oi];
+    if (const Tensor* c = val->constant()) {
+      auto t = Tensor::FromBytes(c->dtype(), c->dims(), c->raw(), c->nbytes());
+      if (!t.ok()) { st = t.status(); break; }
+      results->push_back(std::move(t).value());
+      continue;
+    }
+    auto fit = by_name.find(val->name());
+    if (val->is_graph_input() && fit != by_name.end()) {
+      auto t = Tensor::FromBytes(fit->second->dtype(), fit->second->dims(), fit->second->raw(),
+                                 fit->second->nbytes());
+      if (!t.ok()) { st = t.status(); break; }
+      results->push_back(std::move(t).value());
+      continue;
+    }
+    const PlanBuffer* b = nullptr;
+    for (const auto& pb : plan.buffers)
+      if (pb.value == val->name() && (!b || pb.kind == BufferKind::kOutput)) b = &pb;
+    if (!b) { st = Internal("output '", val->name(), "' has no buffer"); break; }
+    auto t = Tensor::Zeros(val->dtype(), *val->shape().AsInts());
+    if (!t.ok()) { st = t.status(); break; }
+    const tsr_backend_api* api = v->devices[b->device]->backend->api;
+    if (check(api->copy_d2h(ctx->streams[b->device], t->mutable_raw(), ctx->arenas[b->device], b->offset,
+                            t->nbytes(), &err), StrCat("reading output '", val->name(), "'")) &&
+        check(api->stream_synchronize(ctx->streams[b->device], &err), "synchronizing"))
+      results->push_back(std::move(t).value());
+  }
+  impl_->Release(*v, ctx);
+  impl_->runs++;
+  if (!st.ok()) results->clear();
+  return st;
+}
+
+Status Session::SavePlan(const std::string& path) {
+  Variant* v = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    v = impl_->last_variant;
+  }
+  if (!v) {
+    std::string syms;
+    for (const auto& in : inputs_)
+      for (const auto& n : in.dim_names)
+        if (!n.empty()) syms += " " + n;
+    return FailedPrecondition("the model has unbound symbolic dims (", syms,
+                              " ); bind them (option dim.<name>, --dim NAME=N) or run once before saving a plan");
+  }
+  return SavePlanFile(v->plan, impl_->opts.ToMap(), path);
+}
+
+Result<std::string> Session::DescribeJson() {
+  json j;
+  j["source"] = impl_->source;
+  auto io = [](const std::vector<IoInfo>& v) {
+    json a = json::array();
+    for (const auto& i : v) {
+      json dims = json::array();
+      for (size_t k = 0; k < i.dims.size(); ++k) {
+        if (i.dims[k] >= 0) dims.push_back(i.dims[k]);
+        else dims.push_back(i.dim_names[k]);
+      }
+      a.push_back({{"name", i.name}, {"dtype", DTypeName(i.dtype)}, {"shape", dims}});
+    }
+    return a;
+  };
+  j["inputs"] = io(inputs_);
+  j["outputs"] = io(outputs_);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  Variant* v = impl_->last_variant;
+  j["compiled"] = v != nullptr;
+  if (impl_->model) j["imported_nodes"] = impl_->model->num_nodes();
+  if (!v) {
+    json ops = json::object();
+    for (const Node* n : impl_->model->nodes()) ops[n->QualifiedOp()] = ops.value(n->QualifiedOp(), 0) + 1;
+    j["op_counts"] = ops;
+    j["note"] = "not compiled yet: symbolic input dims are unbound (bind them with dim.<name>)";
+    return j.dump(2);
+  }
+  const Plan& p = v->plan;
+  j["compile_ms"] = v->compile_ms;
+  j["imported_nodes"] = p.imported_nodes;
+  j["optimized_nodes"] = p.graph->num_nodes();
+  std::unordered_map<std::string, int32_t> node_dev;
+  for (const auto& s : p.segments)
+    for (const auto& n : s.nodes) node_dev[n] = s.device;
+  json ops = json::object(), nodes = json::array(), placement = json::object();
+  for (const Node* n : p.graph->nodes()) {
+    ops[n->QualifiedOp()] = ops.value(n->QualifiedOp(), 0) + 1;
+    json ins = json::array(), outs = json::array();
+    for (const Value* in : n->inputs()) ins.push_back(in ? in->type().ToString() : "");
+    for (const Value* o : n->outputs()) outs.push_back(o ? o->type().ToString() : "");
+    std::string dev = p.devices[node_dev[n->name()]].role;
+    nodes.push_back({{"name", n->name()}, {"op", n->QualifiedOp()}, {"device", dev}, {"inputs", ins},
+                     {"outputs", outs}});
+    placement[dev] = placement.value(dev, 0) + 1;
+  }
+  j["op_counts"] = ops;
+  j["nodes"] = nodes;
+  j["placement"] = placement;
+  json devs = json::array();
+  for (size_t d = 0; d < p.devices.size(); ++d) {
+    const auto& pd = p.devices[d];
+    json dj = {{"role", pd.role}, {"backend", pd.backend}, {"arena_bytes", pd.arena_bytes},
+               {"arena_lower_bound", pd.arena_lower_bound}};
+    if (d < v->devices.size()) {
+      const auto& props = v->devices[d]->backend->devices;
+      if (v->devices[d]->index < static_cast<int32_t>(props.size())) dj["name"] = props[v->devices[d]->index].name;
+    }
+    devs.push_back(dj);
+  }
+  j["devices"] = devs;
+  json segs = json::array();
+  for (const auto& s : p.segments)
+    segs.push_back({{"device", p.devices[s.device].role}, {"nodes", s.nodes.size()}});
+  j["segments"] = segs;
+  json trs = json::array();
+  uint64_t transfer_bytes = 0;
+  for (const auto& t : p.transfers) {
+    const PlanBuffer* b = p.FindBuffer(t.value, t.src_device);
+    uint64_t bytes = b ? b->bytes : 0;
+    transfer_bytes += bytes;
+    trs.push_back({{"value", t.value}, {"from", p.devices[t.src_device].role}, {"to", p.devices[t.dst_device].role},
+                   {"bytes", bytes}});
+  }
+  j["transfers"] = trs;
+  j["transfer_bytes_per_run"] = transfer_bytes;
+  uint64_t weights = 0;
+  for (const Value* val : p.graph->values())
+    if (const Tensor* t = val->constant()) weights += t->nbytes();
+  j["memory"] = {{"weights_bytes", weights}, {"buffers", p.buffers.size()}};
+  json passes = json::array();
+  for (const auto& s : p.pass_stats)
+    passes.push_back({{"pass", s.pass}, {"nodes_before", s.nodes_before}, {"nodes_after", s.nodes_after},
+                      {"changes", s.changes}, {"ms", s.millis}});
+  j["passes"] = passes;
+  return j.dump(2);
+}
+
+std::string Session::StatsJson() const {
+  json j = {{"runs", impl_->runs.load()}, {"peak_memory_bytes", impl_->peak_bytes.load()},
+            {"variants", impl_->variants.size()}};
+  return j.dump();
+}
+
+}  // namespace tessera

@@ -1,0 +1,63 @@
+// Session: loads a model or a plan, opens backends, compiles segments, owns
+// the arenas and runs.
+//
+// Thread safety: Run() may be called from several threads at once. Each run
+// takes an execution context (one arena and one stream per device) from a
+// pool, so concurrent runs never share intermediate memory. Compilation of a
+// new shape variant is serialized by a mutex.
+//
+// Shapes: a model whose inputs have symbolic dims is compiled per set of
+// concrete input shapes ("variant"), at creation when options bind every
+// symbol (dim.<name>), otherwise on the first run that needs it.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "compiler/plan.h"
+#include "graph/graph.h"
+#include "runtime/options.h"
+
+namespace tessera {
+
+struct IoInfo {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> dims;            // -1 for symbolic
+  std::vector<std::string> dim_names;   // symbol, or "" for known dims
+};
+
+class Session {
+ public:
+  ~Session();
+  static Result<std::unique_ptr<Session>> FromFile(const std::string& path, const SessionOptions& opts);
+  static Result<std::unique_ptr<Session>> FromBytes(const void* data, size_t size, const SessionOptions& opts);
+  // From an imported graph (takes ownership).
+  static Result<std::unique_ptr<Session>> FromGraph(std::unique_ptr<Graph> model, const SessionOptions& opts);
+
+  const std::vector<IoInfo>& inputs() const { return inputs_; }
+  const std::vector<IoInfo>& outputs() const { return outputs_; }
+
+  // Runs with named inputs; fills `results` with the requested outputs (all
+  // outputs, in model order, when output_names is empty).
+  Status Run(const std::vector<std::pair<std::string, const Tensor*>>& feeds,
+             const std::vector<std::string>& output_names, std::vector<Tensor>* results);
+
+  // JSON description (tessera.h tsr_session_describe_json).
+  Result<std::string> DescribeJson();
+  std::string StatsJson() const;
+  // Saves the compiled plan; compiles the default variant first if needed.
+  Status SavePlan(const std::string& path);
+
+  struct Impl;
+
+ private:
+  Session();
+  std::unique_ptr<Impl> impl_;
+  std::vector<IoInfo> inputs_, outputs_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,152 @@
+// `tessera bench`: compile time, then warmup runs, then timed runs.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+
+#include "cli.h"
+
+namespace tessera::cli {
+
+namespace {
+
+const char kBenchUsage[] =
+    "usage: tessera bench MODEL [options]\n"
+    "\n"
+    "Measures MODEL (.onnx or .tplan): compile time (session creation), then\n"
+    "--warmup untimed runs, then --iters timed runs. Reports latency min, p50,\n"
+    "p90, p99 and mean, throughput (runs/s, and samples/s taking the first\n"
+    "input's dim 0 as the batch) and the peak device memory.\n"
+    "\n"
+    "options:\n"
+    "  --device LIST      devices in priority order, e.g. cpu or cuda:0,cpu\n"
+    "  --config FILE      deployment config file\n"
+    "  --threads N        CPU threads\n"
+    "  --warmup N         untimed runs first (default 5)\n"
+    "  --iters N          timed runs (default 20)\n"
+    "  --dim NAME=N       bind a symbolic dim (repeatable)\n"
+    "  --inputs DIR       read input_0.pb, ... instead of generating inputs\n"
+    "  --opt-level N      0, 1 or 2 (default 2)\n"
+    "  --precision P      f32 (default) or bf16\n"
+    "  --json             print one JSON object on stdout and nothing else\n";
+
+// Linear interpolation between closest ranks (numpy's default percentile).
+double Percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
+  size_t lo = static_cast<size_t>(std::floor(pos));
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  double frac = pos - static_cast<double>(lo);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * frac;
+}
+
+// peak_memory_bytes may be one number or an object of per-device numbers.
+json PeakMemory(const json& stats) {
+  if (!stats.is_object()) return nullptr;
+  auto it = stats.find("peak_memory_bytes");
+  if (it == stats.end()) return nullptr;
+  return *it;
+}
+
+std::string PeakMemoryString(const json& peak) {
+  if (peak.is_number()) return FormatBytes(peak.get<double>());
+  if (peak.is_object()) {
+    std::string s;
+    for (auto& [dev, v] : peak.items())
+      if (v.is_number()) s += (s.empty() ? "" : ", ") + dev + " " + FormatBytes(v.get<double>());
+    if (!s.empty()) return s;
+  }
+  return "(not reported)";
+}
+
+}  // namespace
+
+int CmdBench(int argc, char** argv) {
+  std::vector<FlagSpec> specs = {{"--device"},    {"--config"},   {"--threads"},         {"--dim", true, true},
+                                 {"--warmup"},    {"--iters"},    {"--inputs"},          {"--opt-level"},
+                                 {"--precision"}, {"--json", false}, {"--strict", false}, {"--max-alloc-bytes"}};
+  Args args;
+  if (int rc = ParseArgs("bench", argc, argv, 2, specs, &args)) return rc;
+  if (args.help) {
+    std::fputs(kBenchUsage, stdout);
+    return kExitOk;
+  }
+  if (args.positional.size() != 1)
+    return Fail(kExitUsage, std::string("bench: expected one MODEL, got ") + std::to_string(args.positional.size()) +
+                                " (see 'tessera bench --help')");
+  const std::string model = args.positional[0];
+  int64_t warmup = 5, iters = 20;
+  int rc;
+  if (args.Has("--warmup") && (rc = ParseInt("--warmup", args.Get("--warmup"), 0, &warmup))) return rc;
+  if (args.Has("--iters") && (rc = ParseInt("--iters", args.Get("--iters"), 1, &iters))) return rc;
+  if ((rc = CheckModelPath(model))) return rc;
+
+  OptionsPtr options;
+  std::map<std::string, int64_t> dims;
+  if ((rc = BuildOptions(args, &options, &dims))) return rc;
+  SessionPtr session;
+  double compile_ms = 0;
+  if ((rc = CreateSession(model, options.get(), &session, &compile_ms))) return rc;
+  std::vector<IoInfo> in_info, out_info;
+  if ((rc = GetIoInfo(session.get(), &in_info, &out_info))) return rc;
+  std::vector<TensorPtr> inputs;
+  if (args.Has("--inputs"))
+    rc = LoadInputs(args.Get("--inputs"), in_info, &inputs);
+  else
+    rc = GenerateInputs(in_info, dims, 0x7e55e7a, &inputs);
+  if (rc) return rc;
+
+  std::vector<TensorPtr> outputs;
+  for (int64_t i = 0; i < warmup; ++i)
+    if ((rc = RunOnce(session.get(), in_info, inputs, out_info.size(), &outputs, nullptr))) return rc;
+  std::vector<double> lat;
+  for (int64_t i = 0; i < iters; ++i) {
+    double ms = 0;
+    if ((rc = RunOnce(session.get(), in_info, inputs, out_info.size(), &outputs, &ms))) return rc;
+    lat.push_back(ms);
+  }
+  std::vector<double> sorted = lat;
+  std::sort(sorted.begin(), sorted.end());
+  const double mean = std::accumulate(lat.begin(), lat.end(), 0.0) / static_cast<double>(lat.size());
+  const double p50 = Percentile(sorted, 50), p90 = Percentile(sorted, 90), p99 = Percentile(sorted, 99);
+  int64_t batch = 1;
+  if (!inputs.empty() && tsr_tensor_rank(inputs[0].get()) > 0) batch = tsr_tensor_dims(inputs[0].get())[0];
+  const double runs_per_s = mean > 0 ? 1000.0 / mean : 0;
+  const double samples_per_s = runs_per_s * static_cast<double>(batch);
+
+  json stats, describe;
+  json peak = nullptr;
+  if (StatsJson(session.get(), &stats) == kExitOk) peak = PeakMemory(stats);
+  std::map<std::string, int64_t> placement;
+  if (DescribeJson(session.get(), &describe, nullptr) == kExitOk) placement = PlacementCounts(describe);
+
+  if (args.Has("--json")) {
+    json j;
+    j["model"] = model;
+    j["compile_ms"] = compile_ms;
+    j["warmup"] = warmup;
+    j["iters"] = iters;
+    j["latency_ms"] = {{"min", sorted.front()}, {"p50", p50},  {"p90", p90},
+                       {"p99", p99},            {"mean", mean}, {"max", sorted.back()}};
+    j["latencies_ms"] = lat;
+    j["batch"] = batch;
+    j["throughput"] = {{"runs_per_s", runs_per_s}, {"samples_per_s", samples_per_s}};
+    j["peak_memory_bytes"] = peak;
+    j["placement"] = placement;
+    std::printf("%s\n", j.dump(2).c_str());
+    return kExitOk;
+  }
+  std::printf("model:        %s\n", model.c_str());
+  std::printf("placement:    %s\n", PlacementString(placement).c_str());
+  std::printf("compile:      %s\n", FormatMs(compile_ms).c_str());
+  std::printf("runs:         %lld warmup, %lld timed\n", static_cast<long long>(warmup),
+              static_cast<long long>(iters));
+  std::printf("latency:      min %s  p50 %s  p90 %s  p99 %s  mean %s\n", FormatMs(sorted.front()).c_str(),
+              FormatMs(p50).c_str(), FormatMs(p90).c_str(), FormatMs(p99).c_str(), FormatMs(mean).c_str());
+  std::printf("throughput:   %.2f runs/s, %.2f samples/s (batch %lld)\n", runs_per_s, samples_per_s,
+              static_cast<long long>(batch));
+  std::printf("peak memory:  %s\n", PeakMemoryString(peak).c_str());
+  return kExitOk;
+}
+
+}  // namespace tessera::cli
