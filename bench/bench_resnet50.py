@@ -84,6 +84,7 @@ def main():
     import onnx
     from onnx import numpy_helper
 
+    name = os.path.basename(os.path.normpath(a.model))
     model_path = os.path.join(a.model, "model.onnx")
     data = os.path.join(a.model, "test_data_set_0")
     inputs, k = [], 0
@@ -112,9 +113,10 @@ def main():
     ratio = ts_s["median"] / ort_s["median"]
     batch = int(inputs[0].shape[0]) if inputs and inputs[0].ndim else 1
 
+    print(f"[bench] load average while measuring: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     rows = [("onnxruntime " + ort_version, ort_create_ms, ort_s), ("tessera", ts.get("compile_ms", float("nan")), ts_s)]
     print()
-    print(f"ResNet-50, batch {batch}, {a.threads} threads, {a.iters} timed runs after {a.warmup} warmup; "
+    print(f"{name}, batch {batch}, {a.threads} threads, {a.iters} timed runs after {a.warmup} warmup; "
           f"latency in ms")
     print(f"{'runtime':<22}{'setup':>10}{'min':>10}{'p10':>10}{'median':>10}{'p90':>10}{'mean':>10}{'img/s':>10}")
     for name, setup, s in rows:
@@ -127,14 +129,15 @@ def main():
           f" (max abs error {per[0].get('max_abs_error', 'n/a')})")
 
     report = {
-        "model": "resnet50",
+        "model": name,
         "model_path": model_path,
         "batch": batch,
         "threads": a.threads,
         "warmup": a.warmup,
         "iters": a.iters,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_1min": os.getloadavg()[0]},
         "onnxruntime": {"version": ort_version, "session_create_ms": ort_create_ms, "latency_ms": ort_s,
                         "latencies_ms": ort_lat, "max_abs_error_vs_pytorch": ort_err,
                         "settings": {"provider": "CPUExecutionProvider", "graph_optimization_level": "ORT_ENABLE_ALL",

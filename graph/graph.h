@@ -153,7 +153,8 @@ class Graph {
 
   // Reorders nodes topologically; fails on a cycle (names a node on it).
   Status TopoSort();
-  // Frees dead nodes and values that are neither used, produced, constant nor I/O.
+  // Frees dead nodes and values that are neither used (by a node here or in a
+  // subgraph), produced nor graph I/O. Unused constants are freed too.
   void Compact();
   // Structural check: SSA, order, every input defined; names the offending node.
   Status Verify() const;

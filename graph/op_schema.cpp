@@ -82,20 +82,31 @@ void SeedBodyInputs(const Node& node, Graph& body) {
     for (size_t i = 2; i < node.num_inputs(); ++i)
       if (node.input(i)) seed(i, node.input(i)->type());
   } else if (node.op_type() == "Scan" && IsOnnxDomain(node.domain())) {
+    // Opset 8: input 0 is sequence_lens and inputs carry a leading batch dim.
+    bool v8 = node.owner() && node.owner()->OpsetFor("") < 9;
+    size_t first = v8 ? 1 : 0;
+    if (node.num_inputs() < first) return;
     int64_t num_scan = node.GetInt("num_scan_inputs", 0);
-    int64_t num_state = static_cast<int64_t>(node.num_inputs()) - num_scan;
+    int64_t num_state = static_cast<int64_t>(node.num_inputs() - first) - num_scan;
     if (num_scan < 0 || num_state < 0) return;
     std::vector<int64_t> axes = node.GetInts("scan_input_axes");
-    for (int64_t i = 0; i < static_cast<int64_t>(node.num_inputs()); ++i) {
-      const Value* in = node.input(static_cast<size_t>(i));
+    for (int64_t i = 0; i < num_state + num_scan; ++i) {
+      const Value* in = node.input(first + static_cast<size_t>(i));
       if (!in) continue;
       TensorType t = in->type();
-      if (i >= num_state && t.shape.has_rank()) {
-        int64_t k = i - num_state;
-        int64_t axis = k < static_cast<int64_t>(axes.size()) ? axes[static_cast<size_t>(k)] : 0;
-        auto a = NormalizeAxis(axis, t.shape.rank());
-        if (!a.ok()) continue;
-        t.shape.dims().erase(t.shape.dims().begin() + *a);
+      if (t.shape.has_rank()) {
+        auto& d = t.shape.dims();
+        if (v8) {
+          size_t drop = i < num_state ? 1 : 2;  // batch, and seq for scan inputs
+          if (d.size() < drop) continue;
+          d.erase(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(drop));
+        } else if (i >= num_state) {
+          int64_t k = i - num_state;
+          int64_t axis = k < static_cast<int64_t>(axes.size()) ? axes[static_cast<size_t>(k)] : 0;
+          auto a = NormalizeAxis(axis, t.shape.rank());
+          if (!a.ok()) continue;
+          d.erase(d.begin() + *a);
+        }
       }
       seed(static_cast<size_t>(i), t);
     }
@@ -118,7 +129,15 @@ Status InferGraphTypesImpl(Graph& g) {
       if (!body.parent()) body.set_parent(&g);
       SeedBodyInputs(*n, body);
       Status st = InferGraphTypesImpl(body);
-      if (!st.ok()) return st.WithContext(StrCat("in subgraph '", name, "' of ", n->Describe()));
+      // An If branch may be statically invalid for shapes with which it is
+      // never taken (e.g. inlined functions that branch on rank), so a shape
+      // error inside one leaves that branch partly typed instead of failing;
+      // the runtime reports the error if the branch does run. Errors in
+      // Loop/Scan bodies, which always run, fail inference.
+      bool branch = n->op_type() == "If" && IsOnnxDomain(n->domain());
+      bool shape_error = st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kOutOfRange;
+      if (!st.ok() && !(branch && shape_error))
+        return st.WithContext(StrCat("in subgraph '", name, "' of ", n->Describe()));
     }
     TSR_RETURN_IF_ERROR(InferNodeTypes(*n));
   }

@@ -123,11 +123,15 @@ Result<Dim> WindowOutput(const InferenceContext& ctx, const Dim& in, int64_t ker
   int64_t size = in.value;
   if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") return Dim::Known((size + stride - 1) / stride);
   if (auto_pad == "VALID") pad_begin = pad_end = 0;
-  int64_t eff_kernel = (kernel - 1) * dilation + 1;
-  int64_t span = size + pad_begin + pad_end - eff_kernel;
+  int64_t eff_kernel = 0, padded = 0;
+  if (__builtin_mul_overflow(kernel - 1, dilation, &eff_kernel) || __builtin_add_overflow(eff_kernel, 1, &eff_kernel) ||
+      __builtin_add_overflow(size, pad_begin, &padded) || __builtin_add_overflow(padded, pad_end, &padded))
+    return Status(StatusCode::kOutOfRange, StrCat(ctx.node->Describe(), ": spatial dim ", axis,
+                                                  ": window or padded size overflows int64"));
+  int64_t span = padded - eff_kernel;
   if (span < 0)
     return ctx.Error("spatial dim ", axis, ": window of ", eff_kernel, " (kernel ", kernel, ", dilation ", dilation,
-                     ") is larger than the padded input ", size + pad_begin + pad_end);
+                     ") is larger than the padded input ", padded);
   int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
   if (ceil_mode && (out - 1) * stride >= size + pad_begin) --out;
   return Dim::Known(out);
@@ -224,8 +228,10 @@ Status InferConv(InferenceContext& ctx) {
     const Dim& m = wsh.dim(0);
     if (m.is_known() && m.value % group != 0)
       return ctx.Error("W has ", m.value, " output channels, not divisible by group ", group);
-  } else if (kernel.empty()) {
-    ctx.outputs[0] = TensorType{dt, Shape::UnknownRank()};
+  } else if (kernel.empty()) {  // W's rank unknown and no kernel_shape: only the rank is known
+    std::vector<Dim> out{x.dim(0)};
+    out.resize(nsp + 2, Dim::Unknown());
+    ctx.outputs[0] = TensorType{dt, Shape(std::move(out))};
     return Status::Ok();
   }
   Dim m = wsh.has_rank() ? wsh.dim(0) : Dim::Unknown();
@@ -319,7 +325,7 @@ Status InferLayerNorm(InferenceContext& ctx) {
   TSR_RETURN_IF_ERROR(CheckSameDType(ctx, 0, 1, "X", "scale"));
   if (ctx.has_input(2)) TSR_RETURN_IF_ERROR(CheckSameDType(ctx, 0, 2, "X", "B"));
   int64_t stash = ctx.node->GetInt("stash_type", 1);
-  if (!IsKnownDType(static_cast<int32_t>(stash)) || !IsFloatDType(static_cast<DType>(stash)))
+  if (stash < 1 || stash > 16 || !IsKnownDType(static_cast<int32_t>(stash)) || !IsFloatDType(static_cast<DType>(stash)))
     return ctx.Error("stash_type ", stash, " is not a floating-point dtype");
   const Shape& x = ctx.input(0).shape;
   Shape stat = Shape::UnknownRank();

@@ -186,7 +186,8 @@ Status InferFlatten(InferenceContext& ctx) {
   }
   int64_t r = x.shape.rank();
   int64_t axis = ctx.node->GetInt("axis", 1);
-  if (axis < -r || axis > r) return ctx.Error("axis ", axis, " is out of range for rank ", r, " (valid: ", -r, " to ", r, ")");
+  if (axis < -r || axis > r)
+    return ctx.Error("axis ", axis, " is out of range for rank ", r, " (valid: ", -r, " to ", r, ")");
   if (axis < 0) axis += r;
   const auto& d = x.shape.dims();
   TSR_ASSIGN_OR_RETURN(Dim outer, DimProduct(ctx, std::vector<Dim>(d.begin(), d.begin() + axis)));
@@ -199,7 +200,8 @@ Status InferTranspose(InferenceContext& ctx) {
   const TensorType& x = ctx.input(0);
   std::vector<int64_t> perm = ctx.node->GetInts("perm");
   if (!x.shape.has_rank()) {
-    ctx.outputs[0] = TensorType{x.dtype, perm.empty() ? Shape::UnknownRank() : UnknownDims(static_cast<int64_t>(perm.size()))};
+    Shape s = perm.empty() ? Shape::UnknownRank() : UnknownDims(static_cast<int64_t>(perm.size()));
+    ctx.outputs[0] = TensorType{x.dtype, std::move(s)};
     return Status::Ok();
   }
   int r = x.shape.rank();
@@ -421,7 +423,7 @@ Status InferSplit(InferenceContext& ctx) {
   } else if (!sizes_unknown && d.is_known()) {
     int64_t k = static_cast<int64_t>(n);
     if (ctx.opset >= 18) {
-      int64_t chunk = (d.value + k - 1) / k;
+      int64_t chunk = d.value / k + (d.value % k != 0 ? 1 : 0);
       int64_t last = d.value - chunk * (k - 1);
       if (last < 0) return ctx.Error("cannot split dim of size ", d.value, " into ", k, " outputs");
       for (size_t i = 0; i < n; ++i) parts[i] = Dim::Known(i + 1 == n ? last : chunk);
@@ -441,6 +443,7 @@ Status InferSplit(InferenceContext& ctx) {
 
 // Number of elements a slice selects from a dim of size `dim` (ONNX clamping).
 int64_t SliceLength(int64_t dim, int64_t start, int64_t end, int64_t step) {
+  if (dim == 0) return 0;
   if (start < 0) start += dim;
   if (end < 0) end += dim;
   if (step > 0) {
@@ -593,7 +596,8 @@ Status InferTile(InferenceContext& ctx) {
   }
   int r = x.shape.rank();
   int64_t len = reps ? static_cast<int64_t>(reps->size()) : KnownLength(ctx, 1);
-  if (len >= 0 && len != r) return ctx.Error("repeats has ", len, " values, input ", x.shape.ToString(), " has rank ", r);
+  if (len >= 0 && len != r)
+    return ctx.Error("repeats has ", len, " values, input ", x.shape.ToString(), " has rank ", r);
   if (!reps) {
     ctx.outputs[0] = TensorType{x.dtype, UnknownDims(r)};
     return Status::Ok();
@@ -680,7 +684,8 @@ Status InferPad(InferenceContext& ctx) {
       int64_t v = 0;
       if (__builtin_add_overflow(d.value, b, &v) || __builtin_add_overflow(v, e, &v))
         return Status(StatusCode::kOutOfRange, StrCat(ctx.node->Describe(), ": padded dim overflows int64"));
-      if (v < 0) return ctx.Error("pads ", b, " and ", e, " on axis ", ax[i], " of size ", d.value, " give a negative size");
+      if (v < 0)
+        return ctx.Error("pads ", b, " and ", e, " on axis ", ax[i], " of size ", d.value, " give a negative size");
       d = Dim::Known(v);
     } else if (b != 0 || e != 0) {
       d = Dim::Unknown();
@@ -768,9 +773,11 @@ Status InferConstant(InferenceContext& ctx) {
   auto n = [](size_t k) { return Shape::FromInts({static_cast<int64_t>(k)}); };
   if (name == "value" && a.type == AttrType::kTensor) ctx.outputs[0] = a.t.type();
   else if (name == "value_float" && a.type == AttrType::kFloat) ctx.outputs[0] = TensorType{DType::kF32, Shape()};
-  else if (name == "value_floats" && a.type == AttrType::kFloats) ctx.outputs[0] = TensorType{DType::kF32, n(a.floats.size())};
+  else if (name == "value_floats" && a.type == AttrType::kFloats)
+    ctx.outputs[0] = TensorType{DType::kF32, n(a.floats.size())};
   else if (name == "value_int" && a.type == AttrType::kInt) ctx.outputs[0] = TensorType{DType::kI64, Shape()};
-  else if (name == "value_ints" && a.type == AttrType::kInts) ctx.outputs[0] = TensorType{DType::kI64, n(a.ints.size())};
+  else if (name == "value_ints" && a.type == AttrType::kInts)
+    ctx.outputs[0] = TensorType{DType::kI64, n(a.ints.size())};
   else if (name == "value_string" && a.type == AttrType::kString) ctx.outputs[0] = TensorType{DType::kString, Shape()};
   else if (name == "value_strings" && a.type == AttrType::kStrings)
     ctx.outputs[0] = TensorType{DType::kString, n(a.strings.size())};
@@ -810,14 +817,16 @@ Status InferRange(InferenceContext& ctx) {
   for (size_t i = 0; i < 3; ++i) {
     const TensorType& t = ctx.input(i);
     if (t.dtype != DType::kUndefined) {
-      if (!IsNumeric(t.dtype)) return ctx.Error(kNames[i], " has dtype ", DTypeName(t.dtype), ", expected a numeric type");
+      if (!IsNumeric(t.dtype))
+        return ctx.Error(kNames[i], " has dtype ", DTypeName(t.dtype), ", expected a numeric type");
       if (dt != DType::kUndefined && dt != t.dtype)
         return ctx.Error(kNames[i], " has dtype ", DTypeName(t.dtype), ", expected ", DTypeName(dt));
       dt = t.dtype;
     }
-    const Shape& s = t.shape;
-    if (s.has_rank() && !(s.rank() == 0 || (s.rank() == 1 && s.dim(0).is_known() && s.dim(0).value == 1)))
-      return ctx.Error(kNames[i], " must be a scalar, got shape ", s.ToString());
+    // A scalar; a one-element tensor is tolerated. Only a known dim != 1 is an error.
+    for (const Dim& d : t.shape.has_rank() ? t.shape.dims() : std::vector<Dim>())
+      if (d.is_known() && d.value != 1)
+        return ctx.Error(kNames[i], " must be a scalar, got shape ", t.shape.ToString());
   }
   const Tensor* c[3] = {ctx.constant(0), ctx.constant(1), ctx.constant(2)};
   if (!c[0] || !c[1] || !c[2] || c[0]->num_elements() != 1 || c[1]->num_elements() != 1 ||
@@ -837,6 +846,7 @@ Status InferRange(InferenceContext& ctx) {
     if (d == 0) return ctx.Error("delta is 0");
     __int128 diff = l - s;
     __int128 count = diff / d + ((diff % d != 0 && ((diff > 0) == (d > 0))) ? 1 : 0);
+    if (count > kI64Max) return ctx.Error("range has too many elements");
     n = count > 0 ? static_cast<int64_t>(count) : 0;
   }
   ctx.outputs[0] = TensorType{dt, Shape::FromInts({n})};
@@ -894,6 +904,25 @@ Status InferIf(InferenceContext& ctx) {
   return Status::Ok();
 }
 
+// A loop-carried value's final type: the initial type merged with the body's
+// output type (dims that differ may change across iterations: unknown).
+Result<TensorType> CarriedType(const InferenceContext& ctx, const TensorType& init, const TensorType& body,
+                               size_t i) {
+  if (IsUnset(body)) return init;
+  if (IsUnset(init)) return body;
+  if (init.dtype != DType::kUndefined && body.dtype != DType::kUndefined && init.dtype != body.dtype)
+    return ctx.Error("loop-carried value ", i, " enters as ", DTypeName(init.dtype), " but the body returns ",
+                     DTypeName(body.dtype));
+  TensorType t{body.dtype != DType::kUndefined ? body.dtype : init.dtype, Shape::UnknownRank()};
+  if (init.shape.has_rank() && body.shape.has_rank() && init.shape.rank() == body.shape.rank()) {
+    std::vector<Dim> d;
+    for (int j = 0; j < init.shape.rank(); ++j)
+      d.push_back(init.shape.dim(j) == body.shape.dim(j) ? init.shape.dim(j) : Dim::Unknown());
+    t.shape = Shape(std::move(d));
+  }
+  return t;
+}
+
 // Loop(M?, cond?, v_initial...): outputs N final carried values then K scan
 // outputs, each a stack of per-iteration body outputs (leading dim unknown).
 Status InferLoop(InferenceContext& ctx) {
@@ -911,8 +940,7 @@ Status InferLoop(InferenceContext& ctx) {
                      bouts.size(), " outputs (expected 1 + carried + scan outputs)");
   for (size_t i = 0; i < n_carried; ++i) {
     if (!ctx.has_input(2 + i)) return ctx.Error("loop-carried input ", 2 + i, " is missing");
-    const TensorType& b = bouts[1 + i]->type();
-    ctx.outputs[i] = IsUnset(b) ? ctx.input(2 + i) : b;
+    TSR_ASSIGN_OR_RETURN(ctx.outputs[i], CarriedType(ctx, ctx.input(2 + i), bouts[1 + i]->type(), i));
   }
   for (size_t k = n_carried; k < ctx.outputs.size(); ++k) {
     const TensorType& b = bouts[1 + k]->type();
@@ -927,46 +955,67 @@ Status InferLoop(InferenceContext& ctx) {
   return Status::Ok();
 }
 
-// Scan (opset 9+): inputs N states then M scan inputs; outputs N final states
+// Scan, opset 9+: inputs N states then M scan inputs; outputs N final states
 // then K scan outputs whose scan dim (length of the first scan input along
 // its scan axis) is inserted at scan_output_axes[k] (default 0).
+// Scan, opset 8: input 0 is the optional sequence_lens and every other input
+// and output has a leading batch dim; scan inputs are [batch, seq, ...] and
+// scan outputs [batch, seq, ...body output...].
 Status InferScan(InferenceContext& ctx) {
-  if (ctx.opset < 9) return Unsupported(ctx.node->Describe(), ": Scan before opset 9 is not supported");
   Status st;
   const Graph* body = GraphAttr(ctx, "body", &st);
   if (!body) return st;
   if (!ctx.node->has_attr("num_scan_inputs")) return ctx.Error("attribute num_scan_inputs is required");
+  bool v8 = ctx.opset < 9;
+  size_t first_in = v8 ? 1 : 0;
   int64_t m = ctx.node->GetInt("num_scan_inputs", 0);
-  int64_t nin = static_cast<int64_t>(ctx.num_inputs());
-  if (m < 1 || m > nin) return ctx.Error("num_scan_inputs is ", m, " but the node has ", nin, " inputs");
+  int64_t nin = static_cast<int64_t>(ctx.num_inputs()) - static_cast<int64_t>(first_in);
+  if (m < 1 || m > nin) return ctx.Error("num_scan_inputs is ", m, " but the node has ", nin, " state and scan inputs");
   size_t n_state = static_cast<size_t>(nin - m);
-  for (size_t i = 0; i < ctx.num_inputs(); ++i)
+  for (size_t i = first_in; i < ctx.num_inputs(); ++i)
     if (!ctx.has_input(i)) return ctx.Error("input ", i, " is missing");
   const auto& bouts = body->outputs();
   if (bouts.size() != ctx.outputs.size() || bouts.size() < n_state)
     return ctx.Error("has ", ctx.outputs.size(), " outputs but the body has ", bouts.size(), " (", n_state,
                      " states + scan outputs)");
-  Dim seq = Dim::Unknown();
-  const Shape& first = ctx.input(n_state).shape;
+  Dim seq = Dim::Unknown(), batch = Dim::Unknown();
+  const Shape& first = ctx.input(first_in + n_state).shape;
   std::vector<int64_t> in_axes = ctx.node->GetInts("scan_input_axes");
-  if (first.has_rank()) {
+  if (first.has_rank() && v8) {
+    if (first.rank() < 2) return ctx.Error("scan input must be [batch, seq, ...], got shape ", first.ToString());
+    batch = first.dim(0);
+    seq = first.dim(1);
+  } else if (first.has_rank()) {
     TSR_ASSIGN_OR_RETURN(int64_t a, AxisFor(ctx, in_axes.empty() ? 0 : in_axes[0], first.rank(), "scan_input_axes: "));
     seq = first.dim(static_cast<int>(a));
   }
   std::vector<int64_t> out_axes = ctx.node->GetInts("scan_output_axes");
   for (size_t i = 0; i < bouts.size(); ++i) {
     const TensorType& b = bouts[i]->type();
+    TensorType t{b.dtype, Shape::UnknownRank()};
     if (i < n_state) {
-      ctx.outputs[i] = IsUnset(b) ? ctx.input(i) : b;
+      if (IsUnset(b) || !v8) {
+        TSR_ASSIGN_OR_RETURN(ctx.outputs[i], CarriedType(ctx, ctx.input(first_in + i), b, i));
+        continue;
+      }
+      if (b.shape.has_rank()) {  // opset 8: the batch dim in front
+        std::vector<Dim> d{batch};
+        d.insert(d.end(), b.shape.dims().begin(), b.shape.dims().end());
+        t.shape = Shape(std::move(d));
+      }
+      ctx.outputs[i] = std::move(t);
       continue;
     }
-    TensorType t{b.dtype, Shape::UnknownRank()};
     if (b.shape.has_rank()) {
-      size_t k = i - n_state;
-      int64_t axis = k < out_axes.size() ? out_axes[k] : 0;
-      TSR_ASSIGN_OR_RETURN(int64_t a, AxisFor(ctx, axis, b.shape.rank() + 1, "scan_output_axes: "));
       std::vector<Dim> d = b.shape.dims();
-      d.insert(d.begin() + a, seq);
+      if (v8) {
+        d.insert(d.begin(), {batch, seq});
+      } else {
+        size_t k = i - n_state;
+        int64_t axis = k < out_axes.size() ? out_axes[k] : 0;
+        TSR_ASSIGN_OR_RETURN(int64_t a, AxisFor(ctx, axis, b.shape.rank() + 1, "scan_output_axes: "));
+        d.insert(d.begin() + a, seq);
+      }
       t.shape = Shape(std::move(d));
     }
     ctx.outputs[i] = std::move(t);
@@ -1013,7 +1062,7 @@ void RegisterTensorOps(OpRegistry& r) {
   Reg(r, "Range", 3, 3, InferRange);
   Reg(r, "If", 1, 1, InferIf, 1, kMany);
   Reg(r, "Loop", 0, kMany, InferLoop, 1, kMany);
-  Reg(r, "Scan", 1, kMany, InferScan, 1, kMany);
+  Reg(r, "Scan", 0, kMany, InferScan, 1, kMany);
 }
 
 }  // namespace tessera

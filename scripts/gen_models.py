@@ -22,8 +22,9 @@ import time
 
 import numpy as np
 import onnx
-import torch
 from onnx import numpy_helper
+
+torch = None  # imported on first use: a run with every model present stays fast
 
 OPSET = 17
 
@@ -32,139 +33,142 @@ OPSET = 17
 # Models
 
 
-class MLP(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(784, 256)
-        self.fc2 = torch.nn.Linear(256, 128)
-        self.fc3 = torch.nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = torch.relu(self.fc1(x))
-        x = torch.relu(self.fc2(x))
-        return self.fc3(x)
+NAMES = ["mlp", "mlp_dynamic", "cnn", "transformer", "resnet18", "resnet50"]
 
 
-class CNN(torch.nn.Module):
-    """conv-bn-relu-maxpool twice, global average pool, linear."""
+def _builders():
+    """Imports torch and returns {name: build()}; build() gives (module, inputs, input names,
+    output names, dynamic_axes)."""
+    global torch
+    import torch as _torch
 
-    def __init__(self):
-        super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, 16, 3, padding=1)
-        self.bn1 = torch.nn.BatchNorm2d(16)
-        self.conv2 = torch.nn.Conv2d(16, 32, 3, padding=1)
-        self.bn2 = torch.nn.BatchNorm2d(32)
-        self.pool = torch.nn.MaxPool2d(2)
-        self.gap = torch.nn.AdaptiveAvgPool2d(1)
-        self.fc = torch.nn.Linear(32, 10)
+    torch = _torch
 
-    def forward(self, x):
-        x = self.pool(torch.relu(self.bn1(self.conv1(x))))
-        x = self.pool(torch.relu(self.bn2(self.conv2(x))))
-        x = torch.flatten(self.gap(x), 1)
-        return self.fc(x)
+    class MLP(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(784, 256)
+            self.fc2 = torch.nn.Linear(256, 128)
+            self.fc3 = torch.nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = torch.relu(self.fc1(x))
+            x = torch.relu(self.fc2(x))
+            return self.fc3(x)
+
+    class CNN(torch.nn.Module):
+        """conv-bn-relu-maxpool twice, global average pool, linear."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv1 = torch.nn.Conv2d(3, 16, 3, padding=1)
+            self.bn1 = torch.nn.BatchNorm2d(16)
+            self.conv2 = torch.nn.Conv2d(16, 32, 3, padding=1)
+            self.bn2 = torch.nn.BatchNorm2d(32)
+            self.pool = torch.nn.MaxPool2d(2)
+            self.gap = torch.nn.AdaptiveAvgPool2d(1)
+            self.fc = torch.nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+            x = self.pool(torch.relu(self.bn2(self.conv2(x))))
+            x = torch.flatten(self.gap(x), 1)
+            return self.fc(x)
+
+    class EncoderBlock(torch.nn.Module):
+        """One pre-norm transformer encoder block, written out by hand so the export
+        is made of plain ops (LayerNormalization, MatMul, Softmax, Erf-GELU, ...).
+
+        Inputs: x [B, S, D] and pad_mask [B, 1, 1, S], an additive mask (0 keeps a
+        key, -1e4 drops it). A causal mask is built in (a constant after folding)."""
+
+        def __init__(self, d=64, heads=4, seq=16, hidden=256):
+            super().__init__()
+            self.d, self.h, self.dh = d, heads, d // heads
+            self.ln1 = torch.nn.LayerNorm(d)
+            self.qkv = torch.nn.Linear(d, 3 * d)
+            self.proj = torch.nn.Linear(d, d)
+            self.ln2 = torch.nn.LayerNorm(d)
+            self.fc1 = torch.nn.Linear(d, hidden)
+            self.fc2 = torch.nn.Linear(hidden, d)
+            causal = torch.triu(torch.full((seq, seq), -1e4), diagonal=1)
+            self.register_buffer("causal", causal.view(1, 1, seq, seq))
+
+        def forward(self, x, pad_mask):
+            b, s, d = x.shape
+            h = self.ln1(x)
+            qkv = self.qkv(h).reshape(b, s, 3, self.h, self.dh).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]  # [B, H, S, Dh]
+            scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dh))
+            scores = scores + self.causal + pad_mask
+            attn = torch.softmax(scores, dim=-1)
+            ctx = torch.matmul(attn, v).transpose(1, 2).reshape(b, s, d)
+            x = x + self.proj(ctx)
+            h = self.ln2(x)
+            h = self.fc2(torch.nn.functional.gelu(self.fc1(h)))
+            return x + h
+
+    def _randn(gen, *shape):
+        return torch.randn(*shape, generator=gen)
+
+    def build_mlp():
+        torch.manual_seed(0)
+        gen = torch.Generator().manual_seed(100)
+        return MLP(), (_randn(gen, 4, 784),), ["input"], ["output"], None
+
+    def build_mlp_dynamic():
+        torch.manual_seed(1)
+        gen = torch.Generator().manual_seed(101)
+        dyn = {"input": {0: "batch"}, "output": {0: "batch"}}
+        return MLP(), (_randn(gen, 3, 784),), ["input"], ["output"], dyn
+
+    def build_cnn():
+        torch.manual_seed(2)
+        model = CNN()
+        # Non-trivial running statistics, so folding BatchNorm is actually tested.
+        gen = torch.Generator().manual_seed(7)
+        for bn in (model.bn1, model.bn2):
+            bn.running_mean.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
+            bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+            bn.weight.data.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
+            bn.bias.data.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
+        gen = torch.Generator().manual_seed(102)
+        return model, (_randn(gen, 1, 3, 32, 32),), ["input"], ["output"], None
+
+    def build_transformer():
+        torch.manual_seed(3)
+        model = EncoderBlock()
+        gen = torch.Generator().manual_seed(103)
+        x = _randn(gen, 2, 16, 64)
+        pad = torch.zeros(2, 1, 1, 16)
+        pad[1, :, :, 12:] = -1e4  # the second sequence has 4 padding positions
+        return model, (x, pad), ["x", "pad_mask"], ["y"], None
+
+    def _torchvision(name, seed):
+        import torchvision
+
+        torch.manual_seed(seed)
+        model = getattr(torchvision.models, name)(weights=None)
+        gen = torch.Generator().manual_seed(200 + seed)
+        return model, (_randn(gen, 1, 3, 224, 224),), ["input"], ["output"], None
+
+    def build_resnet18():
+        return _torchvision("resnet18", 0)
+
+    def build_resnet50():
+        return _torchvision("resnet50", 0)
 
 
-class EncoderBlock(torch.nn.Module):
-    """One pre-norm transformer encoder block, written out by hand so the export
-    is made of plain ops (LayerNormalization, MatMul, Softmax, Erf-GELU, ...).
+    MODELS = {
+        "mlp": build_mlp,
+        "mlp_dynamic": build_mlp_dynamic,
+        "cnn": build_cnn,
+        "transformer": build_transformer,
+        "resnet18": build_resnet18,
+        "resnet50": build_resnet50,
+    }
 
-    Inputs: x [B, S, D] and pad_mask [B, 1, 1, S], an additive mask (0 keeps a
-    key, -1e4 drops it). A causal mask is built in (a constant after folding)."""
-
-    def __init__(self, d=64, heads=4, seq=16, hidden=256):
-        super().__init__()
-        self.d, self.h, self.dh = d, heads, d // heads
-        self.ln1 = torch.nn.LayerNorm(d)
-        self.qkv = torch.nn.Linear(d, 3 * d)
-        self.proj = torch.nn.Linear(d, d)
-        self.ln2 = torch.nn.LayerNorm(d)
-        self.fc1 = torch.nn.Linear(d, hidden)
-        self.fc2 = torch.nn.Linear(hidden, d)
-        causal = torch.triu(torch.full((seq, seq), -1e4), diagonal=1)
-        self.register_buffer("causal", causal.view(1, 1, seq, seq))
-
-    def forward(self, x, pad_mask):
-        b, s, d = x.shape
-        h = self.ln1(x)
-        qkv = self.qkv(h).reshape(b, s, 3, self.h, self.dh).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # [B, H, S, Dh]
-        scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(self.dh))
-        scores = scores + self.causal + pad_mask
-        attn = torch.softmax(scores, dim=-1)
-        ctx = torch.matmul(attn, v).transpose(1, 2).reshape(b, s, d)
-        x = x + self.proj(ctx)
-        h = self.ln2(x)
-        h = self.fc2(torch.nn.functional.gelu(self.fc1(h)))
-        return x + h
-
-
-def _randn(gen, *shape):
-    return torch.randn(*shape, generator=gen)
-
-
-def build_mlp():
-    torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(100)
-    return MLP(), (_randn(gen, 4, 784),), ["input"], ["output"], None
-
-
-def build_mlp_dynamic():
-    torch.manual_seed(1)
-    gen = torch.Generator().manual_seed(101)
-    dyn = {"input": {0: "batch"}, "output": {0: "batch"}}
-    return MLP(), (_randn(gen, 3, 784),), ["input"], ["output"], dyn
-
-
-def build_cnn():
-    torch.manual_seed(2)
-    model = CNN()
-    # Non-trivial running statistics, so folding BatchNorm is actually tested.
-    gen = torch.Generator().manual_seed(7)
-    for bn in (model.bn1, model.bn2):
-        bn.running_mean.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
-        bn.running_var.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
-        bn.weight.data.copy_(torch.rand(bn.num_features, generator=gen) + 0.5)
-        bn.bias.data.copy_(torch.randn(bn.num_features, generator=gen) * 0.1)
-    gen = torch.Generator().manual_seed(102)
-    return model, (_randn(gen, 1, 3, 32, 32),), ["input"], ["output"], None
-
-
-def build_transformer():
-    torch.manual_seed(3)
-    model = EncoderBlock()
-    gen = torch.Generator().manual_seed(103)
-    x = _randn(gen, 2, 16, 64)
-    pad = torch.zeros(2, 1, 1, 16)
-    pad[1, :, :, 12:] = -1e4  # the second sequence has 4 padding positions
-    return model, (x, pad), ["x", "pad_mask"], ["y"], None
-
-
-def _torchvision(name, seed):
-    import torchvision
-
-    torch.manual_seed(seed)
-    model = getattr(torchvision.models, name)(weights=None)
-    gen = torch.Generator().manual_seed(200 + seed)
-    return model, (_randn(gen, 1, 3, 224, 224),), ["input"], ["output"], None
-
-
-def build_resnet18():
-    return _torchvision("resnet18", 0)
-
-
-def build_resnet50():
-    return _torchvision("resnet50", 0)
-
-
-MODELS = {
-    "mlp": build_mlp,
-    "mlp_dynamic": build_mlp_dynamic,
-    "cnn": build_cnn,
-    "transformer": build_transformer,
-    "resnet18": build_resnet18,
-    "resnet50": build_resnet50,
-}
+    return MODELS
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,8 +188,8 @@ def _save_pb(path, array, name):
         f.write(tensor.SerializeToString())
 
 
-def generate(name, out_root):
-    model, inputs, in_names, out_names, dynamic_axes = MODELS[name]()
+def generate(name, out_root, builders):
+    model, inputs, in_names, out_names, dynamic_axes = builders[name]()
     model.eval()
     with torch.no_grad():
         ref = model(*inputs)
@@ -227,21 +231,24 @@ def main(argv):
     ap.add_argument("--force", action="store_true", help="regenerate models that already exist")
     args = ap.parse_args(argv)
 
-    names = [n for n in args.only.split(",") if n] if args.only else list(MODELS)
-    unknown = [n for n in names if n not in MODELS]
+    names = [n for n in args.only.split(",") if n] if args.only else list(NAMES)
+    unknown = [n for n in names if n not in NAMES]
     if unknown:
-        print(f"gen_models: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}",
+        print(f"gen_models: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(NAMES)}",
               file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    builders = None
     for name in names:
         folder = os.path.join(args.out, name)
         if not args.force and _complete(folder):
             print(f"[gen_models] {name}: present, skipped")
             continue
+        if builders is None:
+            builders = _builders()
+            torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
         t0 = time.time()
-        generate(name, args.out)
+        generate(name, args.out, builders)
         print(f"[gen_models] {name}: written to {folder} ({time.time() - t0:.1f} s)")
     return 0
 

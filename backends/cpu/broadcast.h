@@ -269,4 +269,49 @@ inline Err CheckArity(const NodeArgs& args, size_t min_in, size_t max_in, size_t
   return Err::Ok();
 }
 
+// ---- claim-time helpers (shapes may be symbolic there; only dtypes and constness are known) ----
+
+// dtype of node input i, or TSR_DTYPE_UNDEFINED when omitted.
+inline int32_t ClaimInputDType(const tsr_node_view& n, const tsr_graph_view& g, uint32_t i) {
+  if (i >= n.num_inputs || n.inputs[i] < 0 || static_cast<uint32_t>(n.inputs[i]) >= g.num_values)
+    return TSR_DTYPE_UNDEFINED;
+  return g.values[n.inputs[i]].dtype;
+}
+
+// True when node input i is omitted or a constant.
+inline bool ClaimInputConstOrAbsent(const tsr_node_view& n, const tsr_graph_view& g, uint32_t i) {
+  if (i >= n.num_inputs || n.inputs[i] < 0 || static_cast<uint32_t>(n.inputs[i]) >= g.num_values) return true;
+  return (g.values[n.inputs[i]].flags & TSR_VALUE_CONSTANT) != 0;
+}
+
+// "" when input i's dtype is one of `allowed`, else the reason.
+inline std::string ClaimDTypeIn(const tsr_node_view& n, const tsr_graph_view& g, uint32_t i,
+                                std::initializer_list<int32_t> allowed) {
+  int32_t dt = ClaimInputDType(n, g, i);
+  for (int32_t a : allowed)
+    if (a == dt) return "";
+  std::string r = std::string("CPU ") + n.op_type + " does not support " + plugin::DTypeName(dt) + " (supports";
+  for (int32_t a : allowed) {
+    r += ' ';
+    r += plugin::DTypeName(a);
+  }
+  r += ')';
+  return r;
+}
+
+// "" when input i has a fixed-size dtype (data movement by element size).
+inline std::string ClaimFixedSize(const tsr_node_view& n, const tsr_graph_view& g, uint32_t i) {
+  int32_t dt = ClaimInputDType(n, g, i);
+  if (plugin::DTypeSize(dt) != 0) return "";
+  return std::string("CPU ") + n.op_type + " does not support " + plugin::DTypeName(dt);
+}
+
+// "" when inputs [first, last] are constants or omitted, else which one is not.
+inline std::string ClaimConstInputs(const tsr_node_view& n, const tsr_graph_view& g, uint32_t first, uint32_t last) {
+  for (uint32_t i = first; i <= last; ++i)
+    if (!ClaimInputConstOrAbsent(n, g, i))
+      return std::string("CPU ") + n.op_type + " needs input " + std::to_string(i) + " to be a constant";
+  return "";
+}
+
 }  // namespace tessera::cpu

@@ -467,6 +467,7 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
   ScopedThreads scoped(exe->threads);
   const KernelRegistry& reg = KernelRegistry::Get();
   std::vector<std::string> errors;
+  int32_t first_code = TSR_OK;
   exe->steps.reserve(seg->num_nodes);
   for (uint32_t ni = 0; ni < seg->num_nodes; ++ni) {
     const tsr_node_view& n = seg->nodes[ni];
@@ -498,6 +499,7 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
     }
     Err ke = entry->create(step.args, &step.kernel);
     if (!ke.ok()) {
+      if (first_code == TSR_OK) first_code = ke.code;
       errors.push_back(ke.message.empty() ? NodeLabel(nv) + ": kernel creation failed" : ke.message);
       continue;
     }
@@ -512,7 +514,8 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
     exe->steps.push_back(std::move(step));
   }
   if (!errors.empty()) {
-    int32_t code = TSR_ERR_UNSUPPORTED;
+    // The first kernel's code (e.g. INVALID_ARGUMENT for a bad shape), else UNSUPPORTED.
+    int32_t code = first_code != TSR_OK ? first_code : TSR_ERR_UNSUPPORTED;
     return Report(MakeErr(code, "%s", JoinErrors(errors, seg->num_nodes).c_str()), err);
   }
   *out_executable = exe.release();

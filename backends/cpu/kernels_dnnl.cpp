@@ -9,13 +9,14 @@
 // per-thread scratch buffer), so Run() is reentrant and may be called from
 // several threads at once.
 //
-// Layout choice for Conv (measured with ResNet-50 shapes, batch 1 and 4, on
-// an AVX-512 machine): plain NCHW src/dst uses oneDNN's GEMM-based convolution,
-// which wins for 1x1 kernels over large images (>= 14x14 outputs) by 10-40%;
-// for every other shape (3x3, 7x7, small 1x1, grouped/depthwise) letting
-// oneDNN pick a blocked layout (brgconv) and reordering at the boundaries is
-// 20-40% faster end to end. Pools run on plain layouts directly (they are
-// memory bound; a reorder would cost as much as the pool).
+// Layout choice for Conv (measured with the ResNet-50 conv shapes, batch 1
+// and 4, on a 2-core AVX-512 VM, AMD EPYC Zen 4; medians of 30 runs): plain
+// NCHW src/dst gets oneDNN's GEMM-based convolution, which wins for 1x1
+// kernels over images of >= 14x14 outputs (by 10-50%); for every other shape
+// (3x3, 7x7 stem, 1x1 on 7x7) letting oneDNN pick its layout (brgconv,
+// blocked/NHWC) and reordering at the boundaries is 18-40% faster end to end.
+// Grouped/depthwise convolutions always let oneDNN pick. Pools run on plain
+// layouts directly (they are memory bound; a reorder would cost as much).
 #include <cmath>
 #include <cstring>
 #include <functional>

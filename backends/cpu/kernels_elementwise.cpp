@@ -72,23 +72,27 @@ inline float BF16ToFloat(uint16_t b) { return BitsFloat(static_cast<uint32_t>(b)
 
 bool IsArith(int32_t dt) { return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_I32 || dt == TSR_DTYPE_I64; }
 
-std::string InputDType(const tsr_node_view& n, const tsr_graph_view& g, uint32_t i, int32_t* dt) {
-  if (i >= n.num_inputs || n.inputs[i] < 0 || static_cast<uint32_t>(n.inputs[i]) >= g.num_values) return "missing input";
-  *dt = g.values[n.inputs[i]].dtype;
-  return "";
-}
-
-std::string ClaimF32(const tsr_node_view& n, const tsr_graph_view& g) {
-  int32_t dt = 0;
-  std::string r = InputDType(n, g, 0, &dt);
-  if (!r.empty()) return r;
-  return dt == TSR_DTYPE_F32 ? "" : std::string("CPU ") + n.op_type + " supports f32 only, got " + DT(dt);
-}
+std::string ClaimF32(const tsr_node_view& n, const tsr_graph_view& g) { return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32}); }
 std::string ClaimArith(const tsr_node_view& n, const tsr_graph_view& g) {
-  int32_t dt = 0;
-  std::string r = InputDType(n, g, 0, &dt);
+  return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_I32, TSR_DTYPE_I64});
+}
+std::string ClaimCompare(const tsr_node_view& n, const tsr_graph_view& g) {
+  return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_I32, TSR_DTYPE_I64, TSR_DTYPE_BOOL});
+}
+std::string ClaimBool(const tsr_node_view& n, const tsr_graph_view& g) { return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_BOOL}); }
+std::string ClaimData0(const tsr_node_view& n, const tsr_graph_view& g) { return ClaimFixedSize(n, g, 0); }
+std::string ClaimWhere(const tsr_node_view& n, const tsr_graph_view& g) { return ClaimFixedSize(n, g, 1); }
+constexpr std::initializer_list<int32_t> kCastTypes = {TSR_DTYPE_F32, TSR_DTYPE_F64, TSR_DTYPE_F16, TSR_DTYPE_BF16,
+                                                       TSR_DTYPE_I8,  TSR_DTYPE_U8,  TSR_DTYPE_I16, TSR_DTYPE_I32,
+                                                       TSR_DTYPE_I64, TSR_DTYPE_BOOL};
+std::string ClaimCast(const tsr_node_view& n, const tsr_graph_view& g) {
+  std::string r = ClaimDTypeIn(n, g, 0, kCastTypes);
   if (!r.empty()) return r;
-  return IsArith(dt) ? "" : std::string("CPU ") + n.op_type + " supports f32/i32/i64, got " + DT(dt);
+  int32_t to = static_cast<int32_t>(plugin::NodeAttrs(n).Int("to", 0));
+  if (std::string(n.op_type) == "CastLike") to = ClaimInputDType(n, g, 1);
+  for (int32_t t : kCastTypes)
+    if (t == to) return "";
+  return std::string("CPU cast to ") + DT(to) + " is not supported";
 }
 
 // ---- binary arithmetic -------------------------------------------------------------------
@@ -760,15 +764,15 @@ void RegisterElementwiseKernels(KernelRegistry& r) {
   r.Add({"", "Max", &CreateVariadic<MaxOp>, &ClaimArith});
   r.Add({"", "Min", &CreateVariadic<MinOp>, &ClaimArith});
 
-  r.Add({"", "Equal", &CreateCompare<EqOp>, nullptr});
-  r.Add({"", "Greater", &CreateCompare<GtOp>, nullptr});
-  r.Add({"", "GreaterOrEqual", &CreateCompare<GeOp>, nullptr});
-  r.Add({"", "Less", &CreateCompare<LtOp>, nullptr});
-  r.Add({"", "LessOrEqual", &CreateCompare<LeOp>, nullptr});
-  r.Add({"", "And", &CreateLogical<AndOp>, nullptr});
-  r.Add({"", "Or", &CreateLogical<OrOp>, nullptr});
-  r.Add({"", "Xor", &CreateLogical<XorOp>, nullptr});
-  r.Add({"", "Not", &CreateNot, nullptr});
+  r.Add({"", "Equal", &CreateCompare<EqOp>, &ClaimCompare});
+  r.Add({"", "Greater", &CreateCompare<GtOp>, &ClaimCompare});
+  r.Add({"", "GreaterOrEqual", &CreateCompare<GeOp>, &ClaimCompare});
+  r.Add({"", "Less", &CreateCompare<LtOp>, &ClaimCompare});
+  r.Add({"", "LessOrEqual", &CreateCompare<LeOp>, &ClaimCompare});
+  r.Add({"", "And", &CreateLogical<AndOp>, &ClaimBool});
+  r.Add({"", "Or", &CreateLogical<OrOp>, &ClaimBool});
+  r.Add({"", "Xor", &CreateLogical<XorOp>, &ClaimBool});
+  r.Add({"", "Not", &CreateNot, &ClaimBool});
 
   r.Add({"", "Sqrt", &CreateMathF32<SqrtF>, &ClaimF32});
   r.Add({"", "Exp", &CreateMathF32<ExpF>, &ClaimF32});
@@ -792,11 +796,11 @@ void RegisterElementwiseKernels(KernelRegistry& r) {
   r.Add({"", "Gelu", &CreateGelu, &ClaimF32});
   r.Add({"", "Clip", &CreateClip, &ClaimArith});
 
-  r.Add({"", "Where", &CreateWhere, nullptr});
-  r.Add({"", "Cast", &CreateCast, nullptr});
-  r.Add({"", "CastLike", &CreateCastLike, nullptr});
-  r.Add({"", "Identity", &CreateIdentity, nullptr});
-  r.Add({"", "Dropout", &CreateDropout, nullptr});
+  r.Add({"", "Where", &CreateWhere, &ClaimWhere});
+  r.Add({"", "Cast", &CreateCast, &ClaimCast});
+  r.Add({"", "CastLike", &CreateCastLike, &ClaimCast});
+  r.Add({"", "Identity", &CreateIdentity, &ClaimData0});
+  r.Add({"", "Dropout", &CreateDropout, &ClaimData0});
 }
 
 }  // namespace tessera::cpu

@@ -23,20 +23,27 @@ constexpr int kLanes = 16;         // independent accumulators (lets GCC vectori
 
 const char* DT(int32_t dt) { return plugin::DTypeName(dt); }
 
-// ---- a branch-free exp the compiler can vectorise -----------------------------------------
+// ---- vectorised exp ----------------------------------------------------------------------------
 
-// exp(x) for float: range reduction x = k ln2 + r, |r| <= ln2/2, degree-7
-// Taylor polynomial (error < 1e-8 relative, below float precision), then
-// scale by 2^k through the exponent bits. Returns 0 below -87.3 (including
-// -inf) and +inf above 88.7; NaN gives NaN.
-inline float FastExp(float x) {
-  const float hi = 88.7f, lo = -87.3f;
-  float xc = std::min(std::max(x, lo), hi);
-  // Round to nearest via the 1.5 * 2^23 trick (vectorises on SSE2, unlike nearbyint).
-  float kf = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;
-  float r = xc - kf * 0.693145751953125f;  // ln2 split (Cody-Waite): hi part exact in float
+// GCC vector extensions (16 bytes: SSE2 / NEON width) so the exp loops are
+// SIMD without -ffast-math; plain autovectorisation fails on the clamps.
+typedef float V4 __attribute__((vector_size(16)));
+typedef int32_t I4 __attribute__((vector_size(16)));
+
+inline V4 Splat(float v) { return V4{} + v; }
+
+// exp(x): range reduction x = k ln2 + r (|r| <= ln2/2, ln2 split in two so
+// k*ln2_hi is exact), degree-7 Taylor polynomial, scaling by 2^k through the
+// exponent bits. Max relative error ~1e-7 (about one float ulp). Inputs below
+// -87.3 (including -inf) give 0, above 88.7 give +inf, NaN gives NaN.
+inline V4 ExpV(V4 x) {
+  const V4 lo = Splat(-87.3f), hi = Splat(88.7f);
+  V4 xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  V4 kf = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round to nearest
+  V4 r = xc - kf * 0.693145751953125f;
   r = r - kf * 1.42860682030941723212e-6f;
-  float p = 1.f / 5040.f;
+  V4 p = Splat(1.f / 5040.f);
   p = p * r + 1.f / 720.f;
   p = p * r + 1.f / 120.f;
   p = p * r + 1.f / 24.f;
@@ -44,14 +51,63 @@ inline float FastExp(float x) {
   p = p * r + 0.5f;
   p = p * r + 1.f;
   p = p * r + 1.f;
-  int32_t ki = static_cast<int32_t>(kf);
-  uint32_t bits = static_cast<uint32_t>(ki + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, 4);
-  float y = p * scale;
-  y = x < lo ? 0.f : y;
-  y = x > hi ? std::numeric_limits<float>::infinity() : y;
+  I4 bits = (__builtin_convertvector(kf, I4) + 127) << 23;
+  V4 y = p * reinterpret_cast<V4>(bits);
+  y = x < lo ? V4{} : y;
+  y = x > hi ? Splat(std::numeric_limits<float>::infinity()) : y;
   return x != x ? x : y;
+}
+
+inline V4 Load4(const float* p) {
+  V4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void Store4(float* p, V4 v) { std::memcpy(p, &v, sizeof(v)); }
+// Loads the first n < 4 floats of p, padding with `pad`.
+inline V4 LoadTail(const float* p, int64_t n, float pad) {
+  V4 v = Splat(pad);
+  for (int64_t i = 0; i < n; ++i) v[i] = p[i];
+  return v;
+}
+
+// y[i] = exp(x[i] - shift) for i < n (y may be null); returns the sum.
+float ExpShiftSum(const float* x, float shift, float* y, int64_t n) {
+  V4 acc0 = V4{}, acc1 = V4{};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    V4 e0 = ExpV(Load4(x + i) - shift), e1 = ExpV(Load4(x + i + 4) - shift);
+    if (y) {
+      Store4(y + i, e0);
+      Store4(y + i + 4, e1);
+    }
+    acc0 += e0;
+    acc1 += e1;
+  }
+  for (; i < n; i += 4) {
+    int64_t m = std::min<int64_t>(4, n - i);
+    V4 e = ExpV(LoadTail(x + i, m, -std::numeric_limits<float>::infinity()) - shift);
+    if (y)
+      for (int64_t j = 0; j < m; ++j) y[i + j] = e[j];
+    acc0 += e;
+  }
+  acc0 += acc1;
+  return (acc0[0] + acc0[1]) + (acc0[2] + acc0[3]);
+}
+
+// y[i] = exp(x[i] - shift[i]) (y may be null); sum[i] += that, for i < n.
+void ExpShiftAccumulate(const float* x, const float* shift, float* y, float* sum, int64_t n) {
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    V4 e = ExpV(Load4(x + i) - Load4(shift + i));
+    if (y) Store4(y + i, e);
+    Store4(sum + i, Load4(sum + i) + e);
+  }
+  for (; i < n; ++i) {
+    float e = ExpV(Splat(x[i] - shift[i]))[0];
+    if (y) y[i] = e;
+    sum[i] += e;
+  }
 }
 
 // ---- reduction operators ------------------------------------------------------------------
@@ -341,30 +397,12 @@ void SoftmaxRows(const float* x, float* y, int64_t rows, int64_t n) {
       float* yr = y + r * n;
       const float m = ReduceContig<float, RKind::kMax>(xr, n);
       const float mm = std::isinf(m) ? 0.f : m;  // all -inf rows: avoid -inf - -inf
-      float acc[kLanes] = {};
-      int64_t i = 0;
       if constexpr (kLog) {
-        for (; i + kLanes <= n; i += kLanes)
-          for (int l = 0; l < kLanes; ++l) acc[l] += FastExp(xr[i + l] - mm);
-        float s = 0.f;
-        for (; i < n; ++i) s += FastExp(xr[i] - mm);
-        for (int l = 0; l < kLanes; ++l) s += acc[l];
-        const float shift = mm + std::log(s);
-        for (int64_t j = 0; j < n; ++j) yr[j] = xr[j] - shift;
+        // (x - max) first: exact for values near the max, so large inputs keep precision.
+        const float lse = std::log(ExpShiftSum(xr, mm, nullptr, n));
+        for (int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - mm) - lse;
       } else {
-        for (; i + kLanes <= n; i += kLanes)
-          for (int l = 0; l < kLanes; ++l) {
-            float v = FastExp(xr[i + l] - mm);
-            yr[i + l] = v;
-            acc[l] += v;
-          }
-        float s = 0.f;
-        for (; i < n; ++i) {
-          yr[i] = FastExp(xr[i] - mm);
-          s += yr[i];
-        }
-        for (int l = 0; l < kLanes; ++l) s += acc[l];
-        const float inv = 1.f / s;
+        const float inv = 1.f / ExpShiftSum(xr, mm, yr, n);
         for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
       }
     }
@@ -385,15 +423,11 @@ void SoftmaxStrided(const float* x, float* y, int64_t outer, int64_t n, int64_t 
         for (int64_t i = 0; i < inner; ++i) mx[i] = std::max(mx[i], xo[a * inner + i]);
       for (int64_t i = 0; i < inner; ++i) mx[i] = std::isinf(mx[i]) ? 0.f : mx[i];
       for (int64_t a = 0; a < n; ++a)
-        for (int64_t i = 0; i < inner; ++i) {
-          float v = FastExp(xo[a * inner + i] - mx[i]);
-          if constexpr (!kLog) yo[a * inner + i] = v;
-          sum[i] += v;
-        }
+        ExpShiftAccumulate(xo + a * inner, mx.data(), kLog ? nullptr : yo + a * inner, sum.data(), inner);
       if constexpr (kLog) {
-        for (int64_t i = 0; i < inner; ++i) sum[i] = mx[i] + std::log(sum[i]);
+        for (int64_t i = 0; i < inner; ++i) sum[i] = std::log(sum[i]);
         for (int64_t a = 0; a < n; ++a)
-          for (int64_t i = 0; i < inner; ++i) yo[a * inner + i] = xo[a * inner + i] - sum[i];
+          for (int64_t i = 0; i < inner; ++i) yo[a * inner + i] = (xo[a * inner + i] - mx[i]) - sum[i];
       } else {
         for (int64_t i = 0; i < inner; ++i) sum[i] = 1.f / sum[i];
         for (int64_t a = 0; a < n; ++a)
@@ -653,22 +687,49 @@ Err CreateGlobalPool(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   return Err::Ok();
 }
 
+// ---- claim checks ----------------------------------------------------------------------------------------
+
+std::string ClaimF32(const tsr_node_view& n, const tsr_graph_view& g) { return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32}); }
+std::string ClaimArith(const tsr_node_view& n, const tsr_graph_view& g) {
+  return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_I32, TSR_DTYPE_I64});
+}
+// Reduce*: axes input (when no attribute) must be a constant.
+std::string ClaimReduce(const tsr_node_view& n, const tsr_graph_view& g) {
+  std::string r = ClaimArith(n, g);
+  if (!r.empty() || plugin::NodeAttrs(n).Has("axes")) return r;
+  return ClaimConstInputs(n, g, 1, 1);
+}
+std::string ClaimLayerNorm(const tsr_node_view& n, const tsr_graph_view& g) {
+  std::string r = ClaimF32(n, g);
+  for (uint32_t i = 1; r.empty() && i < 3; ++i)
+    if (ClaimInputDType(n, g, i) != TSR_DTYPE_UNDEFINED) r = ClaimDTypeIn(n, g, i, {TSR_DTYPE_F32});
+  return r;
+}
+std::string ClaimBatchNorm(const tsr_node_view& n, const tsr_graph_view& g) {
+  std::string r = ClaimF32(n, g);
+  if (!r.empty()) return r;
+  if (plugin::NodeAttrs(n).Int("training_mode", 0) != 0) return "CPU BatchNormalization supports inference only";
+  for (uint32_t i = 1; i < n.num_outputs; ++i)
+    if (n.outputs[i] >= 0) return "CPU BatchNormalization does not produce training outputs";
+  return "";
+}
+
 }  // namespace
 
 void RegisterReductionKernels(KernelRegistry& r) {
-  r.Add({"", "ReduceSum", &CreateReduce<RKind::kSum>, nullptr});
-  r.Add({"", "ReduceMean", &CreateReduce<RKind::kMean>, nullptr});
-  r.Add({"", "ReduceMax", &CreateReduce<RKind::kMax>, nullptr});
-  r.Add({"", "ReduceMin", &CreateReduce<RKind::kMin>, nullptr});
-  r.Add({"", "ReduceProd", &CreateReduce<RKind::kProd>, nullptr});
-  r.Add({"", "ArgMax", &CreateArg<true>, nullptr});
-  r.Add({"", "ArgMin", &CreateArg<false>, nullptr});
-  r.Add({"", "Softmax", &CreateSoftmax<false>, nullptr});
-  r.Add({"", "LogSoftmax", &CreateSoftmax<true>, nullptr});
-  r.Add({"", "LayerNormalization", &CreateLayerNorm, nullptr});
-  r.Add({"", "BatchNormalization", &CreateBatchNorm, nullptr});
-  r.Add({"", "GlobalAveragePool", &CreateGlobalPool<RKind::kMean>, nullptr});
-  r.Add({"", "GlobalMaxPool", &CreateGlobalPool<RKind::kMax>, nullptr});
+  r.Add({"", "ReduceSum", &CreateReduce<RKind::kSum>, &ClaimReduce});
+  r.Add({"", "ReduceMean", &CreateReduce<RKind::kMean>, &ClaimReduce});
+  r.Add({"", "ReduceMax", &CreateReduce<RKind::kMax>, &ClaimReduce});
+  r.Add({"", "ReduceMin", &CreateReduce<RKind::kMin>, &ClaimReduce});
+  r.Add({"", "ReduceProd", &CreateReduce<RKind::kProd>, &ClaimReduce});
+  r.Add({"", "ArgMax", &CreateArg<true>, &ClaimArith});
+  r.Add({"", "ArgMin", &CreateArg<false>, &ClaimArith});
+  r.Add({"", "Softmax", &CreateSoftmax<false>, &ClaimF32});
+  r.Add({"", "LogSoftmax", &CreateSoftmax<true>, &ClaimF32});
+  r.Add({"", "LayerNormalization", &CreateLayerNorm, &ClaimLayerNorm});
+  r.Add({"", "BatchNormalization", &CreateBatchNorm, &ClaimBatchNorm});
+  r.Add({"", "GlobalAveragePool", &CreateGlobalPool<RKind::kMean>, &ClaimF32});
+  r.Add({"", "GlobalMaxPool", &CreateGlobalPool<RKind::kMax>, &ClaimF32});
 }
 
 }  // namespace tessera::cpu

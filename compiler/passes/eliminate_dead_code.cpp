@@ -7,6 +7,18 @@
 namespace tessera {
 namespace {
 
+// Values of enclosing graphs that a node's subgraphs (If/Loop/Scan bodies) read.
+void AddOuterReads(const Node& n, std::unordered_set<const Value*>* live) {
+  for (const auto& [name, a] : n.attrs()) {
+    if (a.type != AttrType::kGraph || !a.g) continue;
+    for (const Node* inner : a.g->nodes()) {
+      for (const Value* v : inner->inputs())
+        if (v && v->owner() != a.g.get()) live->insert(v);
+      AddOuterReads(*inner, live);
+    }
+  }
+}
+
 bool HasSideEffects(const Node& n) {
   // Nothing in the supported op set has side effects; keep the hook explicit.
   return false;
@@ -30,6 +42,7 @@ class EliminateDeadCodePass : public Pass {
       }
       for (Value* in : n->inputs())
         if (in) live.insert(in);
+      AddOuterReads(*n, &live);
     }
     g.Compact();
     return Status::Ok();

@@ -126,7 +126,8 @@ Status Exporter::ExportGraph(const Graph& g, onnx::GraphProto* gp) {
       const TensorType& t = out->type();
       if (t.dtype != DType::kUndefined || t.shape.has_rank()) SetValueInfo(*out, gp->add_value_info());
     }
-    for (const auto& [name, attr] : n->attrs()) TSR_RETURN_IF_ERROR(ExportAttribute(*n, name, attr, np->add_attribute()));
+    for (const auto& [name, attr] : n->attrs())
+      TSR_RETURN_IF_ERROR(ExportAttribute(*n, name, attr, np->add_attribute()));
   }
   for (Value* v : g.outputs()) SetValueInfo(*v, gp->add_output());
   return Status::Ok();

@@ -1,5 +1,10 @@
 #include "graph/onnx/onnx_import.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <climits>
 #include <filesystem>
 #include <functional>
@@ -106,10 +111,10 @@ class Importer {
   }
 
   // Fills `g` from `gp`. `g.parent()` must already be set for subgraphs.
-  Status ImportGraph(const onnx::GraphProto& gp, Graph& g, const std::string& where);
+  Status ImportGraph(onnx::GraphProto& gp, Graph& g, const std::string& where);
 
  private:
-  Result<Attribute> ImportAttribute(const onnx::AttributeProto& a, const std::string& node_desc, Graph& g);
+  Result<Attribute> ImportAttribute(onnx::AttributeProto& a, const std::string& node_desc, Graph& g);
   Result<Tensor> ConstantNodeValue(const onnx::NodeProto& n, const std::string& node_desc);
   Result<std::vector<int>> NodeOrder(const onnx::GraphProto& gp, const std::vector<std::string>& names,
                                      const std::string& where);
@@ -147,7 +152,7 @@ Result<Tensor> Importer::ConstantNodeValue(const onnx::NodeProto& n, const std::
   return InvalidArgument(node_desc, ": unknown Constant attribute '", an, "'");
 }
 
-Result<Attribute> Importer::ImportAttribute(const onnx::AttributeProto& a, const std::string& node_desc,
+Result<Attribute> Importer::ImportAttribute(onnx::AttributeProto& a, const std::string& node_desc,
                                             Graph& g) {
   const std::string where = StrCat(node_desc, " attribute '", a.name(), "'");
   if (!a.ref_attr_name().empty()) return Unsupported(where, ": refers to a function attribute");
@@ -182,7 +187,7 @@ Result<Attribute> Importer::ImportAttribute(const onnx::AttributeProto& a, const
       auto sub = std::make_shared<Graph>();
       sub->set_parent(&g);
       sub->set_model_dir(model_dir_);
-      TSR_RETURN_IF_ERROR(ImportGraph(a.g(), *sub, StrCat(node_desc, " subgraph '", a.name(), "'")));
+      TSR_RETURN_IF_ERROR(ImportGraph(*a.mutable_g(), *sub, StrCat(node_desc, " subgraph '", a.name(), "'")));
       return Attribute::FromGraph(std::move(sub));
     }
     default: {
@@ -250,7 +255,7 @@ Result<std::vector<int>> Importer::NodeOrder(const onnx::GraphProto& gp, const s
   return order;
 }
 
-Status Importer::ImportGraph(const onnx::GraphProto& gp, Graph& g, const std::string& where) {
+Status Importer::ImportGraph(onnx::GraphProto& gp, Graph& g, const std::string& where) {
   g.set_name(gp.name());
   g.set_model_dir(model_dir_);
   if (gp.sparse_initializer_size() > 0) {
@@ -269,12 +274,14 @@ Status Importer::ImportGraph(const onnx::GraphProto& gp, Graph& g, const std::st
     declared[vi.name()] = std::move(t);
   }
 
-  for (const auto& tp : gp.initializer()) {
+  for (auto& tp : *gp.mutable_initializer()) {
     if (tp.name().empty()) return InvalidArgument(where, ": an initializer has no name");
     if (g.FindValue(tp.name())) return InvalidArgument(where, ": initializer '", tp.name(), "' is defined twice");
-    TSR_ASSIGN_OR_RETURN(Tensor t, onnx_detail::TensorFromProto(tp, StrCat("initializer '", tp.name(), "'"),
+    TSR_ASSIGN_OR_RETURN(Tensor t, onnx_detail::TensorFromProto(tp, StrCat(where, ": initializer '", tp.name(), "'"),
                                                                  model_dir_, opts_));
     g.AddConstant(tp.name(), std::move(t));
+    // The tensor holds its own copy: free the protobuf's now (lower peak memory).
+    std::string().swap(*tp.mutable_raw_data());
   }
   for (const auto& vi : gp.input()) {
     if (vi.name().empty()) return InvalidArgument(where, ": a graph input has no name");
@@ -361,7 +368,7 @@ Status Importer::ImportGraph(const onnx::GraphProto& gp, Graph& g, const std::st
     // Create the node first (with no attributes) so that a subgraph error
     // names it; attributes are attached right after.
     Node* nn = g.AddNodeWithOutputs(node.op_type(), ins, outs[i], names[i], domain);
-    for (const auto& a : node.attribute()) {
+    for (auto& a : *gp.mutable_node(i)->mutable_attribute()) {
       if (a.name().empty()) return InvalidArgument(where, ": ", desc, " has an attribute without a name");
       if (nn->has_attr(a.name()))
         return InvalidArgument(where, ": ", desc, " has attribute '", a.name(), "' twice");
@@ -397,7 +404,7 @@ Status Importer::ImportGraph(const onnx::GraphProto& gp, Graph& g, const std::st
   return Status::Ok();
 }
 
-Result<std::unique_ptr<Graph>> ImportModel(const onnx::ModelProto& m, const std::string& what,
+Result<std::unique_ptr<Graph>> ImportModel(onnx::ModelProto& m, const std::string& what,
                                            const std::string& model_dir, const ImportOptions& opts) {
   if (!m.has_ir_version() || m.ir_version() <= 0)
     return InvalidArgument(what, " is not a valid ONNX model: it has no ir_version");
@@ -421,7 +428,7 @@ Result<std::unique_ptr<Graph>> ImportModel(const onnx::ModelProto& m, const std:
   Importer imp(opts, model_dir);
   for (const auto& f : m.functions()) imp.AddFunction(f.domain(), f.name());
   std::string where = StrCat(what, ": graph '", m.graph().name(), "'");
-  TSR_RETURN_IF_ERROR(imp.ImportGraph(m.graph(), *g, where));
+  TSR_RETURN_IF_ERROR(imp.ImportGraph(*m.mutable_graph(), *g, where));
   return g;
 }
 
@@ -439,14 +446,33 @@ Result<std::unique_ptr<Graph>> ParseAndImport(const void* data, size_t size, con
 }  // namespace
 
 Result<std::unique_ptr<Graph>> ImportOnnxFile(const std::string& path, const ImportOptions& opts) {
+  const std::string what = StrCat("model '", path, "'");
+  const std::string dir = std::filesystem::absolute(std::filesystem::path(path)).parent_path().string();
+  // Parse straight from a read-only mapping (one copy fewer than reading the
+  // file into memory); fall back to reading when it cannot be mapped.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    struct stat st;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      const size_t size = static_cast<size_t>(st.st_size);
+      void* base = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+      ::close(fd);
+      if (base != MAP_FAILED) {
+        auto r = ParseAndImport(base, size, what, dir, opts);
+        ::munmap(base, size);
+        return r;
+      }
+    } else {
+      ::close(fd);
+    }
+  }
   TSR_ASSIGN_OR_RETURN(std::string bytes, onnx_detail::ReadFileBytes(path, "model"));
-  std::string dir = std::filesystem::absolute(std::filesystem::path(path)).parent_path().string();
-  return ParseAndImport(bytes.data(), bytes.size(), StrCat("model '", path, "'"), dir, opts);
+  return ParseAndImport(bytes.data(), bytes.size(), what, dir, opts);
 }
 
 Result<std::unique_ptr<Graph>> ImportOnnxBytes(const void* data, size_t size, const std::string& model_dir,
                                                const ImportOptions& opts) {
-  return ParseAndImport(data, size, "model", model_dir, opts);
+  return ParseAndImport(data, size, "in-memory model", model_dir, opts);
 }
 
 }  // namespace tessera

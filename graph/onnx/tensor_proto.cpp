@@ -26,6 +26,7 @@ static_assert(std::endian::native == std::endian::little,
 namespace tessera {
 namespace onnx_detail {
 
+// `label` names the tensor in messages (empty: "tensor '<name>'").
 Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::string& label, const std::string& model_dir,
                                const ImportOptions& opts);
 Status TensorToProto(const Tensor& t, const std::string& name, onnx::TensorProto* p);
@@ -104,8 +105,8 @@ Result<Tensor> ReadExternalFile(const std::string& label, const std::string& loc
   if (fd.fd < 0)
     return InvalidArgument(label, ": cannot open external data file '", full, "': ", std::strerror(errno));
   struct stat st;
-  if (::fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode))
-    return InvalidArgument(label, ": external data file '", full, "' is not a regular file");
+  if (::fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != lst.st_dev || st.st_ino != lst.st_ino)
+    return InvalidArgument(label, ": external data file '", full, "' changed while it was being opened");
   const int64_t file_size = static_cast<int64_t>(st.st_size);
   if (offset > file_size || length > file_size - offset)
     return InvalidArgument(label, ": external data offset ", offset, " + length ", length, " is beyond the end of '",
@@ -202,7 +203,9 @@ const char* TypedFieldName(DType dt) {
 
 Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::string& label_in,
                                const std::string& model_dir, const ImportOptions& opts) {
-  const std::string label = p.name().empty() ? label_in : StrCat("tensor '", p.name(), "'");
+  const std::string label = !label_in.empty() ? label_in
+                            : p.name().empty() ? std::string("tensor")
+                                               : StrCat("tensor '", p.name(), "'");
   if (p.has_segment()) return Unsupported(label, ": segmented tensors are not supported");
   const int32_t id = p.data_type();
   if (id == 0) return InvalidArgument(label, ": has no data type");
@@ -343,7 +346,7 @@ Result<Tensor> TensorFromProtoBytes(const void* data, size_t size, const std::st
   if (!p.has_data_type()) return InvalidArgument("data is not a valid TensorProto: no data_type");
   if (out_name) *out_name = p.name();
   ImportOptions opts;
-  return onnx_detail::TensorFromProto(p, "tensor", model_dir, opts);
+  return onnx_detail::TensorFromProto(p, "", model_dir, opts);
 }
 
 Result<Tensor> LoadTensorProtoFile(const std::string& path, std::string* out_name) {

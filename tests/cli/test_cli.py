@@ -23,11 +23,12 @@ class Skip(Exception):
 CLI = MODELS = WORK = None
 
 
-def tessera(*args, timeout=600):
-    """Runs the CLI; returns (exit code, stdout, stderr)."""
+def tessera(*args, timeout=600, env=None):
+    """Runs the CLI (with `env` added to the environment); returns (exit code, stdout, stderr)."""
     cmd = [CLI, *map(str, args)]
     print("+ " + " ".join(cmd))
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    full_env = dict(os.environ, **env) if env else None
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
     if p.stdout:
         print("  stdout: " + p.stdout[:2000].replace("\n", "\n          "))
     if p.stderr:
@@ -277,6 +278,35 @@ def case_devices_json():
     rc, out, _ = tessera("devices")
     expect(rc, 0, "devices")
     assert "cpu" in out, "plain 'devices' does not list cpu"
+
+
+def case_devices_unusable():
+    # A file that is not a shared library, where plugins are searched: listed as unusable, with why.
+    d = workdir("devices_unusable")
+    with open(os.path.join(d, "libtessera_backend_broken.so"), "wb") as f:
+        f.write(b"not an ELF file")
+    env = {"TESSERA_BACKEND_PATH": d}
+    rc, out, _ = tessera("devices", env=env)
+    expect(rc, 0, "devices with a broken plugin")
+    assert "broken" in out and "unusable" in out, "the broken plugin is not reported as unusable"
+    assert "cpu" in out, "the cpu backend is no longer listed"
+    rc, out, _ = tessera("devices", "--json", env=env)
+    expect(rc, 0, "devices --json with a broken plugin")
+    backends = parse_json(out, "devices --json")["backends"]
+    broken = [b for b in backends if "broken" in json.dumps(b)]
+    assert broken and broken[0].get("usable") is False, f"broken plugin entry: {broken}"
+
+
+def case_dump_after():
+    path, _ = model("mlp")
+    d = workdir("dump_after")
+    rc, out, err = tessera("compile", path, "-o", os.path.join(d, "x.tplan"), "--dump-after", "fold_constants")
+    expect(rc, 0, "compile --dump-after fold_constants")
+    assert "fold_constants" in err and "Gemm" in err, "no graph dump on stderr"
+    assert "Gemm" not in out, "the graph dump went to stdout"
+    rc, _, err = tessera("compile", path, "-o", os.path.join(d, "y.tplan"), "--dump-after", "no_such_pass")
+    expect(rc, 2, "--dump-after with an unknown pass")
+    expect_error_line(err, "no_such_pass")
 
 
 def case_inspect():

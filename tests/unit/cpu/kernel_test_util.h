@@ -101,7 +101,7 @@ class OpTest {
     EXPECT_EQ(sizeof(T), plugin::DTypeSize(dtype)) << "element type does not match dtype";
     EXPECT_EQ(static_cast<int64_t>(data.size()), NumElements(dims)) << "data size does not match dims";
     Slot& s = NewInput(dtype, std::move(dims), is_const);
-    std::memcpy(s.buf.data(), data.data(), std::min(s.buf.size(), data.size() * sizeof(T)));
+    if (!data.empty()) std::memcpy(s.buf.data(), data.data(), std::min(s.buf.size(), data.size() * sizeof(T)));
     return *this;
   }
   template <typename T>
@@ -118,7 +118,7 @@ class OpTest {
   // Raw bytes (any dtype, e.g. string-free exotic ones).
   OpTest& AddInputBytes(int32_t dtype, std::vector<int64_t> dims, const void* bytes, bool is_const = false) {
     Slot& s = NewInput(dtype, std::move(dims), is_const);
-    std::memcpy(s.buf.data(), bytes, s.buf.size());
+    if (s.buf.size()) std::memcpy(s.buf.data(), bytes, s.buf.size());
     return *this;
   }
   // An omitted optional input (node input index -1, nullptr in NodeArgs/Run).

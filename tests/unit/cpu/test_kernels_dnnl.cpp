@@ -375,7 +375,9 @@ TEST(DnnlMatMul, BatchOnBOnly) { CheckMatMul({3, 4}, {2, 4, 5}, {2, 3, 5}, false
 
 TEST(DnnlMatMul, EmptyInnerDimGivesZeros) {
   OpTest t("MatMul");
-  t.AddInput<float>({2, 0}, {}).AddInput<float>({0, 3}, {}).AddOutput(TSR_DTYPE_F32, {2, 3});
+  const float none = 0.f;  // AddInputBytes reads 0 bytes from it
+  t.AddInputBytes(TSR_DTYPE_F32, {2, 0}, &none).AddInputBytes(TSR_DTYPE_F32, {0, 3}, &none);
+  t.AddOutput(TSR_DTYPE_F32, {2, 3});
   ASSERT_TRUE(t.Run().ok()) << t.last_error();
   EXPECT_EQ(t.Output<float>(0), std::vector<float>(6, 0.f));
 }
@@ -480,6 +482,16 @@ TEST(DnnlGemm, NoCAndBetaZero) {
 TEST(DnnlGemm, FullyConnectedShape) { CheckGemm({3, 256, 100, false, true, 1.f, 1.f, {100}, true, true}); }
 
 TEST(DnnlGemm, ScalarRuntimeC) { CheckGemm({3, 4, 2, false, false, 1.f, 3.f, {}, false, false}); }
+
+TEST(DnnlGemm, EmptyInnerDimGivesBetaC) {
+  const float none = 0.f;
+  OpTest t("Gemm");
+  t.AddInputBytes(TSR_DTYPE_F32, {2, 0}, &none).AddInputBytes(TSR_DTYPE_F32, {0, 3}, &none);
+  t.AddInput<float>({3}, {1, 2, 3}).AddOutput(TSR_DTYPE_F32, {2, 3});
+  t.SetAttrFloat("beta", 2.f);
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_EQ(t.Output<float>(0), (std::vector<float>{2, 4, 6, 2, 4, 6}));
+}
 
 TEST(DnnlGemm, Errors) {
   {

@@ -688,5 +688,23 @@ TEST(DropoutKernel, TrainingModeIsRejected) {
   }
 }
 
+TEST(ElementwiseClaims, DtypeChecks) {
+  OpTest cast("Cast");
+  cast.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_U32, {1}).SetAttrInt("to", TSR_DTYPE_U32);
+  EXPECT_NE(cast.Claim(), "");
+  OpTest cast_ok("Cast");
+  cast_ok.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_BF16, {1}).SetAttrInt("to", TSR_DTYPE_BF16);
+  EXPECT_EQ(cast_ok.Claim(), "");
+  OpTest eq("Equal");
+  eq.AddInput<double>({1}, {1}).AddInput<double>({1}, {1}).AddOutput(TSR_DTYPE_BOOL, {1});
+  EXPECT_NE(eq.Claim(), "");
+  OpTest lt("Less");
+  lt.AddInput<int64_t>({1}, {1}).AddInput<int64_t>({1}, {1}).AddOutput(TSR_DTYPE_BOOL, {1});
+  EXPECT_EQ(lt.Claim(), "");
+  OpTest nt("Not");
+  nt.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_F32, {1});
+  EXPECT_NE(nt.Claim(), "");
+}
+
 }  // namespace
 }  // namespace tessera::cpu

@@ -83,7 +83,9 @@ void ExpectSameGraph(const Graph& a, const Graph& b) {
     ASSERT_EQ(x->num_outputs(), y->num_outputs()) << x->name();
     for (size_t k = 0; k < x->num_outputs(); ++k) {
       EXPECT_EQ(Name(x->output(k)), Name(y->output(k))) << x->name();
-      if (x->output(k) && y->output(k)) EXPECT_EQ(x->output(k)->type(), y->output(k)->type()) << x->name();
+      if (x->output(k) && y->output(k)) {
+        EXPECT_EQ(x->output(k)->type(), y->output(k)->type()) << x->name();
+      }
     }
     ASSERT_EQ(x->attrs().size(), y->attrs().size()) << x->name();
     for (const auto& [name, attr] : x->attrs()) {

@@ -128,7 +128,8 @@ void WriteFloats(const fs::path& p, int64_t pad_bytes, const std::vector<float>&
 
 void ExpectError(const Status& st, StatusCode code, const std::vector<std::string>& needles) {
   EXPECT_EQ(st.code(), code) << st.ToString();
-  for (const auto& n : needles) EXPECT_NE(st.message().find(n), std::string::npos) << "missing '" << n << "' in: " << st.ToString();
+  for (const auto& n : needles)
+    EXPECT_NE(st.message().find(n), std::string::npos) << "missing '" << n << "' in: " << st.ToString();
 }
 
 // ---- file-level errors ----
@@ -211,6 +212,30 @@ TEST_F(OnnxImportTest, OpsetsOfAllDomainsAreRecorded) {
   EXPECT_EQ(gr.OpsetFor("tessera"), 2);
   EXPECT_EQ(gr.FindNode("r")->domain(), "");
   EXPECT_EQ(gr.FindNode("fa")->domain(), "tessera");
+}
+
+TEST_F(OnnxImportTest, MissingDefaultOpsetIsInvalid) {
+  auto m = NewModel();
+  m.clear_opset_import();
+  AddInput(m.mutable_graph(), "x", onnx::TensorProto::FLOAT, {2});
+  AddNode(m.mutable_graph(), "Relu", {"x"}, {"y"}, "r");
+  AddOutput(m.mutable_graph(), "y");
+  auto r = Import(m);
+  ASSERT_FALSE(r.ok());
+  ExpectError(r.status(), StatusCode::kInvalidArgument, {"opset"});
+}
+
+TEST_F(OnnxImportTest, ModelLocalFunctionsAreUnsupported) {
+  auto m = NewModel();
+  auto* f = m.add_functions();
+  f->set_name("MyGelu");
+  f->set_domain("custom");
+  AddInput(m.mutable_graph(), "x", onnx::TensorProto::FLOAT, {2});
+  AddNode(m.mutable_graph(), "MyGelu", {"x"}, {"y"}, "gelu")->set_domain("custom");
+  AddOutput(m.mutable_graph(), "y");
+  auto r = Import(m);
+  ASSERT_FALSE(r.ok());
+  ExpectError(r.status(), StatusCode::kUnsupported, {"'gelu'", "function"});
 }
 
 // ---- names and structure ----

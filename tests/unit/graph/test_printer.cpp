@@ -15,7 +15,8 @@ TEST(PrinterTest, PrintsInputsNodesAttrsTypesAndOutputs) {
   g.AddInput(x);
   Value* w = g.AddConstant("w", Tensor::FromVector<float>(DType::kF32, {3, 4}, std::vector<float>(12, 0.5f)));
   Value* b = g.AddConstant("b", Tensor::FromVector<int64_t>(DType::kI64, {2}, {1, -2}));
-  Node* mm = g.AddNodeWithOutputs("MatMul", {x, w}, {g.AddValue("y", TensorType{DType::kF32, Shape({Dim::Symbol("batch"), Dim::Known(4)})})}, "matmul");
+  Value* y = g.AddValue("y", TensorType{DType::kF32, Shape({Dim::Symbol("batch"), Dim::Known(4)})});
+  Node* mm = g.AddNodeWithOutputs("MatMul", {x, w}, {y}, "matmul");
   Node* split = g.AddNodeWithOutputs(
       "Split", {mm->output(0), b},
       {g.AddValue("a", TensorType{DType::kF32, Shape::FromInts({1, 2})}), g.AddValue("c", TensorType{})}, "split");
@@ -33,7 +34,7 @@ TEST(PrinterTest, PrintsInputsNodesAttrsTypesAndOutputs) {
   EXPECT_TRUE(Has(text, "const %w : f32[3,4] = {0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, ...}"));
   EXPECT_TRUE(Has(text, "const %b : i64[2] = {1, -2}"));
   EXPECT_TRUE(Has(text, "%y = MatMul(%x, %w) : f32[batch,4]  # matmul\n"));
-  EXPECT_TRUE(Has(text, "%a, %c = Split[axis=1, mode=\"fast \\\"q\\\"\", scales=[0.5,2]](%y, %b) : f32[1,2], undefined[*]"));
+  EXPECT_TRUE(Has(text, R"(%a, %c = Split[axis=1, mode="fast \"q\"", scales=[0.5,2]](%y, %b) : f32[1,2], undefined[*])"));
   EXPECT_TRUE(Has(text, "= tessera.Clip(%a, _, %b)"));
   EXPECT_TRUE(Has(text, "output %" + clip->output(0)->name() + ", %c\n"));
   // Inputs come before nodes, nodes in order, outputs last.
