@@ -36,9 +36,9 @@ BackendRegistry::BackendRegistry() {
   Dl_info info;
   if (dladdr(reinterpret_cast<void*>(&FromPluginError), &info) && info.dli_fname) {
     fs::path lib = fs::path(info.dli_fname).parent_path();
+    // Installed layout: <libdir>/libtessera.so and <libdir>/tessera/backends/
+    // (TESSERA_BACKEND_INSTALL_SUBDIR = <libdir>/tessera/backends relative to the prefix).
     dirs_.push_back((lib / "tessera" / "backends").string());
-    // For a library installed in <prefix>/lib/..., TESSERA_BACKEND_INSTALL_SUBDIR is relative to <prefix>.
-    dirs_.push_back((lib.parent_path() / TESSERA_BACKEND_INSTALL_SUBDIR).string());
   }
   dirs_.push_back(TESSERA_BACKEND_BUILD_DIR);
   for (const auto& d : dirs_) LoadDir(d);

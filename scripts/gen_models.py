@@ -175,6 +175,10 @@ def _builders():
 # Export
 
 
+# Models whose ONNX export keeps BatchNormalization as its own node.
+KEEP_BATCHNORM = {"cnn"}
+
+
 def _complete(folder):
     data = os.path.join(folder, "test_data_set_0")
     return (os.path.isfile(os.path.join(folder, "model.onnx"))
@@ -198,9 +202,15 @@ def generate(name, out_root, builders):
     tmp = tempfile.mkdtemp(prefix=f".{name}.", dir=out_root)
     try:
         onnx_path = os.path.join(tmp, "model.onnx")
+        extra = {"do_constant_folding": True}
+        if name in KEEP_BATCHNORM:
+            # The exporter's eval mode folds BatchNormalization into Conv; PRESERVE keeps
+            # the BatchNormalization nodes (inference form) so the runtime's own kernel is tested.
+            extra["training"] = torch.onnx.TrainingMode.PRESERVE
+            extra["do_constant_folding"] = False  # the exporter warns otherwise in this mode
         with torch.no_grad():
-            torch.onnx.export(model, inputs, onnx_path, opset_version=OPSET, do_constant_folding=True,
-                              input_names=in_names, output_names=out_names, dynamic_axes=dynamic_axes)
+            torch.onnx.export(model, inputs, onnx_path, opset_version=OPSET,
+                              input_names=in_names, output_names=out_names, dynamic_axes=dynamic_axes, **extra)
         proto = onnx.load(onnx_path)
         onnx.checker.check_model(proto)
         graph_inputs = [i.name for i in proto.graph.input]

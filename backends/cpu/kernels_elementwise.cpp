@@ -1,7 +1,9 @@
 // Elementwise CPU kernels: broadcasting binary arithmetic and comparisons,
-// logical ops, unary math/activations, variadic Max/Min, Where, Cast/CastLike,
-// Identity and inference-mode Dropout. Bool tensors are one byte per element
-// (0 = false; any other value reads as true; kernels write 0 or 1).
+// logical ops, unary math/activations, variadic Max/Min/Sum/Mean, Where,
+// Cast/CastLike, Identity and inference-mode Dropout. Bool tensors are one
+// byte per element (0 = false; any other value reads as true; kernels write
+// 0 or 1). Exp, Sigmoid, Tanh, Erf and Gelu use the SIMD approximations of
+// broadcast.h (relative error < 1e-6); the other float functions call libm.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -306,13 +308,15 @@ Err CreateLogical(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 
 // ---- variadic Max / Min ---------------------------------------------------------------------
 
-template <template <typename> class OpT>
+// Max, Min, Sum and Mean (kMean: Sum, then divide by the input count; f32 only).
+template <template <typename> class OpT, bool kMean = false>
 Err CreateVariadic(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   Err e = CheckArity(args, 1, 1u << 20, 1, 1);
   if (!e.ok()) return e;
   const TensorArg& y = *args.outputs[0];
-  if (!IsArith(y.dtype))
-    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (f32, i32, i64)", args.Describe().c_str(), DT(y.dtype));
+  if (kMean ? y.dtype != TSR_DTYPE_F32 : !IsArith(y.dtype))
+    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (%s)", args.Describe().c_str(), DT(y.dtype),
+                   kMean ? "f32" : "f32, i32, i64");
   // Plan: out = broadcast(in0); then out = op(out, in_k) for k >= 1 in place.
   std::vector<Broadcast> plans(args.inputs.size());
   for (size_t k = 0; k < args.inputs.size(); ++k) {
@@ -332,6 +336,13 @@ Err CreateVariadic(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
       BroadcastCopy(plans[0], static_cast<const T*>(in[0]), py);
       for (size_t k = 1; k < plans.size(); ++k)
         BroadcastBinary(plans[k], static_cast<const T*>(py), static_cast<const T*>(in[k]), py, OpT<T>{}, kCheapGrain);
+      if constexpr (kMean && std::is_same_v<T, float>) {
+        const float inv = 1.f / static_cast<float>(plans.size());
+        const int64_t n = plans[0].numel;
+        ParallelFor(n, kCheapGrain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) py[i] *= inv;
+        });
+      }
       return Err::Ok();
     });
   };
@@ -372,11 +383,7 @@ Err CheckUnary(const NodeArgs& args, bool f32_only, size_t max_in = 1) {
 
 // Parameterless f32 functions.
 struct SqrtF { float operator()(float x) const { return std::sqrt(x); } };
-struct ExpF { float operator()(float x) const { return std::exp(x); } };
 struct LogF { float operator()(float x) const { return std::log(x); } };
-struct ErfF { float operator()(float x) const { return std::erf(x); } };
-struct TanhF { float operator()(float x) const { return std::tanh(x); } };
-struct SigmoidF { float operator()(float x) const { return 1.f / (1.f + std::exp(-x)); } };
 struct ReciprocalF { float operator()(float x) const { return 1.f / x; } };
 struct FloorF { float operator()(float x) const { return std::floor(x); } };
 struct CeilF { float operator()(float x) const { return std::ceil(x); } };
@@ -393,6 +400,30 @@ Err CreateMathF32(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   Err e = CheckUnary(args, true);
   if (!e.ok()) return e;
   *out = MakeUnary<float>(args.inputs[0]->numel, F{}, kMathGrain);
+  return Err::Ok();
+}
+
+// f32 ops with a SIMD implementation (broadcast.h): V4 -> V4 functors.
+template <typename F>
+std::unique_ptr<Kernel> MakeUnaryV(int64_t n, F f) {
+  return MakeFnKernel([n, f](const void* const* in, void* const* o) -> Err {
+    const float* x = static_cast<const float*>(in[0]);
+    float* y = static_cast<float*>(o[0]);
+    ParallelFor(n, kMathGrain, [&](int64_t b, int64_t e) { MapV4(x + b, y + b, e - b, f); });
+    return Err::Ok();
+  });
+}
+
+struct ExpV4 { V4 operator()(V4 x) const { return ExpV(x); } };
+struct SigmoidV4 { V4 operator()(V4 x) const { return SigmoidV(x); } };
+struct TanhV4 { V4 operator()(V4 x) const { return TanhV(x); } };
+struct ErfV4 { V4 operator()(V4 x) const { return ErfV(x); } };
+
+template <typename F>
+Err CreateVecF32(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
+  Err e = CheckUnary(args, true);
+  if (!e.ok()) return e;
+  *out = MakeUnaryV(args.inputs[0]->numel, F{});
   return Err::Ok();
 }
 
@@ -441,7 +472,7 @@ Err CreateElu(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   Err e = CheckUnary(args, true);
   if (!e.ok()) return e;
   float alpha = args.attrs().Float("alpha", 1.f);
-  *out = MakeUnary<float>(args.inputs[0]->numel, [alpha](float x) { return x >= 0.f ? x : alpha * (std::exp(x) - 1.f); },
+  *out = MakeUnary<float>(args.inputs[0]->numel, [alpha](float x) { return x >= 0.f ? x : alpha * std::expm1(x); },
                           kMathGrain);
   return Err::Ok();
 }
@@ -461,12 +492,9 @@ Err CreateGelu(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   std::string approx = args.attrs().String("approximate", "none");
   int64_t n = args.inputs[0]->numel;
   if (approx == "none") {
-    *out = MakeUnary<float>(n, [](float x) { return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)); }, kMathGrain);
+    *out = MakeUnaryV(n, [](V4 x) { return GeluV(x); });
   } else if (approx == "tanh") {
-    *out = MakeUnary<float>(
-        n,
-        [](float x) { return 0.5f * x * (1.f + std::tanh(0.79788456080286536f * (x + 0.044715f * x * x * x))); },
-        kMathGrain);
+    *out = MakeUnaryV(n, [](V4 x) { return GeluTanhV(x); });
   } else {
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: approximate must be 'none' or 'tanh', got '%s'",
                    args.Describe().c_str(), approx.c_str());
@@ -763,6 +791,8 @@ void RegisterElementwiseKernels(KernelRegistry& r) {
   r.Add({"", "Pow", &CreatePow, &ClaimF32});
   r.Add({"", "Max", &CreateVariadic<MaxOp>, &ClaimArith});
   r.Add({"", "Min", &CreateVariadic<MinOp>, &ClaimArith});
+  r.Add({"", "Sum", &CreateVariadic<AddOp>, &ClaimArith});
+  r.Add({"", "Mean", &CreateVariadic<AddOp, true>, &ClaimF32});
 
   r.Add({"", "Equal", &CreateCompare<EqOp>, &ClaimCompare});
   r.Add({"", "Greater", &CreateCompare<GtOp>, &ClaimCompare});
@@ -775,11 +805,11 @@ void RegisterElementwiseKernels(KernelRegistry& r) {
   r.Add({"", "Not", &CreateNot, &ClaimBool});
 
   r.Add({"", "Sqrt", &CreateMathF32<SqrtF>, &ClaimF32});
-  r.Add({"", "Exp", &CreateMathF32<ExpF>, &ClaimF32});
+  r.Add({"", "Exp", &CreateVecF32<ExpV4>, &ClaimF32});
   r.Add({"", "Log", &CreateMathF32<LogF>, &ClaimF32});
-  r.Add({"", "Erf", &CreateMathF32<ErfF>, &ClaimF32});
-  r.Add({"", "Tanh", &CreateMathF32<TanhF>, &ClaimF32});
-  r.Add({"", "Sigmoid", &CreateMathF32<SigmoidF>, &ClaimF32});
+  r.Add({"", "Erf", &CreateVecF32<ErfV4>, &ClaimF32});
+  r.Add({"", "Tanh", &CreateVecF32<TanhV4>, &ClaimF32});
+  r.Add({"", "Sigmoid", &CreateVecF32<SigmoidV4>, &ClaimF32});
   r.Add({"", "Reciprocal", &CreateMathF32<ReciprocalF>, &ClaimF32});
   r.Add({"", "Floor", &CreateMathF32<FloorF>, &ClaimF32});
   r.Add({"", "Ceil", &CreateMathF32<CeilF>, &ClaimF32});

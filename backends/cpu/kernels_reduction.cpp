@@ -23,47 +23,10 @@ constexpr int kLanes = 16;         // independent accumulators (lets GCC vectori
 
 const char* DT(int32_t dt) { return plugin::DTypeName(dt); }
 
-// ---- vectorised exp ----------------------------------------------------------------------------
+// ---- exp sums for softmax -------------------------------------------------------------------
 
-// GCC vector extensions (16 bytes: SSE2 / NEON width) so the exp loops are
-// SIMD without -ffast-math; plain autovectorisation fails on the clamps.
-typedef float V4 __attribute__((vector_size(16)));
-typedef int32_t I4 __attribute__((vector_size(16)));
+// ExpV, V4, Load4 and Store4 come from broadcast.h.
 
-inline V4 Splat(float v) { return V4{} + v; }
-
-// exp(x): range reduction x = k ln2 + r (|r| <= ln2/2, ln2 split in two so
-// k*ln2_hi is exact), degree-7 Taylor polynomial, scaling by 2^k through the
-// exponent bits. Max relative error ~1e-7 (about one float ulp). Inputs below
-// -87.3 (including -inf) give 0, above 88.7 give +inf, NaN gives NaN.
-inline V4 ExpV(V4 x) {
-  const V4 lo = Splat(-87.3f), hi = Splat(88.7f);
-  V4 xc = x < lo ? lo : x;
-  xc = xc > hi ? hi : xc;
-  V4 kf = (xc * 1.44269504088896341f + 12582912.f) - 12582912.f;  // round to nearest
-  V4 r = xc - kf * 0.693145751953125f;
-  r = r - kf * 1.42860682030941723212e-6f;
-  V4 p = Splat(1.f / 5040.f);
-  p = p * r + 1.f / 720.f;
-  p = p * r + 1.f / 120.f;
-  p = p * r + 1.f / 24.f;
-  p = p * r + 1.f / 6.f;
-  p = p * r + 0.5f;
-  p = p * r + 1.f;
-  p = p * r + 1.f;
-  I4 bits = (__builtin_convertvector(kf, I4) + 127) << 23;
-  V4 y = p * reinterpret_cast<V4>(bits);
-  y = x < lo ? V4{} : y;
-  y = x > hi ? Splat(std::numeric_limits<float>::infinity()) : y;
-  return x != x ? x : y;
-}
-
-inline V4 Load4(const float* p) {
-  V4 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-inline void Store4(float* p, V4 v) { std::memcpy(p, &v, sizeof(v)); }
 // Loads the first n < 4 floats of p, padding with `pad`.
 inline V4 LoadTail(const float* p, int64_t n, float pad) {
   V4 v = Splat(pad);

@@ -77,15 +77,17 @@ Err CreateReshapeLike(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 
 // ---- Transpose -------------------------------------------------------------------------------
 
-// out[c * rows + r] = in[r * cols + c], in cache tiles.
+// out[c * rows + r] = in[r * cols + c], in tiles of 8 input rows x 64
+// columns: few enough lines in flight that power-of-two strides do not thrash
+// the cache sets.
 template <typename T>
 void Transpose2D(const T* in, T* out, int64_t rows, int64_t cols) {
-  constexpr int64_t kTile = 32;
-  const int64_t tr = (rows + kTile - 1) / kTile, tc = (cols + kTile - 1) / kTile;
-  ParallelFor(tr * tc, std::max<int64_t>(1, kGrain / (kTile * kTile)), [&](int64_t b, int64_t e) {
+  constexpr int64_t kTileR = 8, kTileC = 64;
+  const int64_t tr = (rows + kTileR - 1) / kTileR, tc = (cols + kTileC - 1) / kTileC;
+  ParallelFor(tr * tc, std::max<int64_t>(1, kGrain / (kTileR * kTileC)), [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      const int64_t r0 = (t / tc) * kTile, c0 = (t % tc) * kTile;
-      const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      const int64_t r0 = (t / tc) * kTileR, c0 = (t % tc) * kTileC;
+      const int64_t r1 = std::min(rows, r0 + kTileR), c1 = std::min(cols, c0 + kTileC);
       for (int64_t c = c0; c < c1; ++c)
         for (int64_t r = r0; r < r1; ++r) out[c * rows + r] = in[r * cols + c];
     }

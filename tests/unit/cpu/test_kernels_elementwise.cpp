@@ -279,6 +279,75 @@ TEST(UnaryKernel, AttributesAreHonoured) {
   });
 }
 
+// The SIMD paths (Exp, Sigmoid, Tanh, Erf, Gelu) against double references on
+// dense ranges including tails, with a length that leaves a partial vector.
+TEST(UnaryKernel, VectorMathIsAccurateAcrossRanges) {
+  struct C {
+    const char* op;
+    const char* approx;
+    double lo, hi;
+    double (*ref)(double);
+  } cases[] = {
+      {"Exp", nullptr, -87.0, 88.0, [](double x) { return std::exp(x); }},
+      {"Sigmoid", nullptr, -80.0, 30.0, [](double x) { return 1.0 / (1.0 + std::exp(-x)); }},
+      {"Tanh", nullptr, -10.0, 10.0, [](double x) { return std::tanh(x); }},
+      {"Tanh", nullptr, -1e-3, 1e-3, [](double x) { return std::tanh(x); }},
+      {"Erf", nullptr, -6.0, 6.0, [](double x) { return std::erf(x); }},
+      {"Erf", nullptr, -1e-3, 1e-3, [](double x) { return std::erf(x); }},
+      // Gelu's negative tail is tiny but must stay relatively accurate.
+      {"Gelu", "none", -9.0, 10.0, [](double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }},
+      {"Gelu", "tanh", -5.0, 10.0, [](double x) {
+         double u = std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+         return x / (1.0 + std::exp(-2.0 * u));
+       }},
+  };
+  const int64_t n = 20001;
+  for (const C& c : cases) {
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(c.lo + (c.hi - c.lo) * static_cast<double>(i) / (n - 1));
+    OpTest t(c.op);
+    t.AddInput<float>({n}, x).AddOutput(TSR_DTYPE_F32, {n});
+    if (c.approx) t.SetAttrString("approximate", c.approx);
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    std::vector<float> ref;
+    for (float v : x) ref.push_back(static_cast<float>(c.ref(v)));
+    EXPECT_TRUE(AllClose(t.Output<float>(0), ref, 1e-5f, 0.f)) << c.op << (c.approx ? c.approx : "") << " on [" << c.lo
+                                                                << ", " << c.hi << "]";
+  }
+}
+
+TEST(UnaryKernel, VectorMathSpecialValues) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x{-inf, inf, nan, -200.f, 200.f, 0.f, -0.f};
+  auto run = [&](const char* op) {
+    OpTest t(op);
+    t.AddInput<float>({7}, x).AddOutput(TSR_DTYPE_F32, {7});
+    EXPECT_TRUE(t.Run().ok()) << t.last_error();
+    return t.Output<float>(0);
+  };
+  auto e = run("Exp");
+  EXPECT_EQ(e[0], 0.f);
+  EXPECT_EQ(e[1], inf);
+  EXPECT_TRUE(std::isnan(e[2]));
+  EXPECT_EQ(e[3], 0.f);
+  EXPECT_EQ(e[4], inf);
+  EXPECT_EQ(e[5], 1.f);
+  auto s = run("Sigmoid");
+  EXPECT_EQ(s[0], 0.f);
+  EXPECT_EQ(s[1], 1.f);
+  EXPECT_TRUE(std::isnan(s[2]));
+  EXPECT_EQ(s[5], 0.5f);
+  for (const char* op : {"Tanh", "Erf"}) {
+    auto y = run(op);
+    EXPECT_EQ(y[0], -1.f) << op;
+    EXPECT_EQ(y[1], 1.f) << op;
+    EXPECT_TRUE(std::isnan(y[2])) << op;
+    EXPECT_EQ(y[3], -1.f) << op;
+    EXPECT_EQ(y[4], 1.f) << op;
+    EXPECT_EQ(y[5], 0.f) << op;
+  }
+}
+
 TEST(UnaryKernel, GeluRejectsUnknownApproximation) {
   OpTest t("Gelu");
   t.SetName("g1");
@@ -357,7 +426,7 @@ TEST(ClipKernel, InputsConstantRuntimeAndOmitted) {
 
 // ---- variadic Max / Min ------------------------------------------------------------------------------
 
-TEST(VariadicKernel, MaxMinBroadcastThreeInputs) {
+TEST(VariadicKernel, MaxMinSumMeanBroadcastThreeInputs) {
   Dims d0{2, 1, 3}, d1{4, 1}, d2{}, out{2, 4, 3};
   auto a = RandomFloats(6, -1, 1, 10), b = RandomFloats(4, -1, 1, 11);
   std::vector<float> c{0.1f};
@@ -373,6 +442,18 @@ TEST(VariadicKernel, MaxMinBroadcastThreeInputs) {
       ref[i] = is_max ? std::max({x, y, c[0]}) : std::min({x, y, c[0]});
     }
     EXPECT_EQ(t.Output<float>(0), ref) << op;
+  }
+  for (const char* op : {"Sum", "Mean"}) {
+    OpTest t(op);
+    t.AddInput<float>(d0, a).AddInput<float>(d1, b).AddInput<float>(d2, c).AddOutput(TSR_DTYPE_F32, out);
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    std::vector<float> ref(NumElements(out));
+    for (int64_t i = 0; i < NumElements(out); ++i) {
+      Dims idx = Unravel(i, out);
+      float s = a[BroadcastIndex(idx, d0)] + b[BroadcastIndex(idx, d1)] + c[0];
+      ref[i] = std::string(op) == "Mean" ? s / 3.f : s;
+    }
+    EXPECT_TRUE(AllClose(t.Output<float>(0), ref)) << op;
   }
   OpTest one("Max");
   one.AddInput<int32_t>({1}, {4}).AddOutput(TSR_DTYPE_I32, {3});
