@@ -119,6 +119,18 @@ int GenerateInputs(const std::vector<IoInfo>& inputs, const std::map<std::string
                    std::vector<TensorPtr>* out);
 
 // Runs the session once; `outputs` receives the model's outputs in order.
+// Options, session, I/O info and inputs (--inputs DIR, else generated from
+// `seed`) for `run` and `bench`. Returns an exit code (kExitOk on success).
+struct PreparedRun {
+  OptionsPtr options;
+  std::map<std::string, int64_t> dims;
+  SessionPtr session;
+  double compile_ms = 0;
+  std::vector<IoInfo> in_info, out_info;
+  std::vector<TensorPtr> inputs;
+};
+int PrepareRun(const Args& args, const std::string& model, uint64_t seed, PreparedRun* out);
+
 int RunOnce(tsr_session_t* session, const std::vector<IoInfo>& in_info, const std::vector<TensorPtr>& inputs,
             size_t num_outputs, std::vector<TensorPtr>* outputs, double* out_ms);
 

@@ -81,19 +81,13 @@ int CmdBench(int argc, char** argv) {
   if (args.Has("--iters") && (rc = ParseInt("--iters", args.Get("--iters"), 1, &iters))) return rc;
   if ((rc = CheckModelPath(model))) return rc;
 
-  OptionsPtr options;
-  std::map<std::string, int64_t> dims;
-  if ((rc = BuildOptions(args, &options, &dims))) return rc;
-  SessionPtr session;
-  double compile_ms = 0;
-  if ((rc = CreateSession(model, options.get(), &session, &compile_ms))) return rc;
-  std::vector<IoInfo> in_info, out_info;
-  if ((rc = GetIoInfo(session.get(), &in_info, &out_info))) return rc;
-  std::vector<TensorPtr> inputs;
-  if (args.Has("--inputs"))
-    rc = LoadInputs(args.Get("--inputs"), in_info, &inputs);
-  else
-    rc = GenerateInputs(in_info, dims, 0x7e55e7a, &inputs);
+  PreparedRun prepared;
+  rc = PrepareRun(args, model, 0x7e55e7a, &prepared);
+  SessionPtr& session = prepared.session;
+  const double compile_ms = prepared.compile_ms;
+  const std::vector<IoInfo>& in_info = prepared.in_info;
+  const std::vector<IoInfo>& out_info = prepared.out_info;
+  std::vector<TensorPtr>& inputs = prepared.inputs;
   if (rc) return rc;
 
   std::vector<TensorPtr> outputs;

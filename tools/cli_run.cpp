@@ -147,20 +147,13 @@ int CmdRun(int argc, char** argv) {
     return Fail(kExitUsage, "--check: not a directory: " + args.Get("--check"));
   if ((rc = CheckModelPath(model))) return rc;
 
-  OptionsPtr options;
-  std::map<std::string, int64_t> dims;
-  if ((rc = BuildOptions(args, &options, &dims))) return rc;
-  SessionPtr session;
-  double compile_ms = 0;
-  if ((rc = CreateSession(model, options.get(), &session, &compile_ms))) return rc;
-  std::vector<IoInfo> in_info, out_info;
-  if ((rc = GetIoInfo(session.get(), &in_info, &out_info))) return rc;
-
-  std::vector<TensorPtr> inputs;
-  if (args.Has("--inputs"))
-    rc = LoadInputs(args.Get("--inputs"), in_info, &inputs);
-  else
-    rc = GenerateInputs(in_info, dims, kInputSeed, &inputs);
+  PreparedRun prepared;
+  rc = PrepareRun(args, model, kInputSeed, &prepared);
+  SessionPtr& session = prepared.session;
+  const double compile_ms = prepared.compile_ms;
+  const std::vector<IoInfo>& in_info = prepared.in_info;
+  const std::vector<IoInfo>& out_info = prepared.out_info;
+  std::vector<TensorPtr>& inputs = prepared.inputs;
   if (rc) return rc;
 
   // Expected outputs are loaded before running so a bad --check folder fails fast.

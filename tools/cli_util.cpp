@@ -682,4 +682,14 @@ std::string FormatBytes(double bytes) {
   return buf;
 }
 
+
+int PrepareRun(const Args& args, const std::string& model, uint64_t seed, PreparedRun* p) {
+  int rc;
+  if ((rc = BuildOptions(args, &p->options, &p->dims))) return rc;
+  if ((rc = CreateSession(model, p->options.get(), &p->session, &p->compile_ms))) return rc;
+  if ((rc = GetIoInfo(p->session.get(), &p->in_info, &p->out_info))) return rc;
+  if (args.Has("--inputs")) return LoadInputs(args.Get("--inputs"), p->in_info, &p->inputs);
+  return GenerateInputs(p->in_info, p->dims, seed, &p->inputs);
+}
+
 }  // namespace tessera::cli
