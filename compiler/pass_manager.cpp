@@ -45,7 +45,9 @@ Status PassManager::Run(Graph& g, PassContext& ctx) const {
 }
 
 std::vector<std::string> KnownPassNames() {
-  return {"infer_shapes", "fold_constants", "eliminate_dead_code"};
+  return {"infer_shapes",        "simplify_algebra", "fold_constants", "eliminate_common_subexpressions",
+          "eliminate_dead_code", "fuse_conv_batchnorm", "fuse_layernorm", "fuse_gelu",
+          "fuse_attention",      "fuse_bias_activation", "fuse_elementwise"};
 }
 
 Result<PassManager> BuildPipeline(int opt_level) {
@@ -54,7 +56,19 @@ Result<PassManager> BuildPipeline(int opt_level) {
   PassManager pm;
   pm.Add(CreateInferShapesPass());
   if (opt_level >= 1) {
+    pm.Add(CreateSimplifyAlgebraPass());
     pm.Add(CreateFoldConstantsPass());
+    pm.Add(CreateEliminateCommonSubexpressionsPass());
+    pm.Add(CreateEliminateDeadCodePass());
+    pm.Add(CreateInferShapesPass());
+  }
+  if (opt_level >= 2) {
+    pm.Add(CreateFuseConvBatchNormPass());
+    pm.Add(CreateFuseLayerNormPass());
+    pm.Add(CreateFuseGeluPass());
+    pm.Add(CreateFuseAttentionPass());
+    pm.Add(CreateFuseBiasActivationPass());
+    pm.Add(CreateFuseElementwisePass());
     pm.Add(CreateEliminateDeadCodePass());
     pm.Add(CreateInferShapesPass());
   }

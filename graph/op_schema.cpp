@@ -153,6 +153,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterNnOps(*r);
     RegisterTensorOps(*r);
     RegisterReductionOps(*r);
+    RegisterFusedOps(*r);
     return r;
   }();
   return *registry;

@@ -62,6 +62,7 @@ void RegisterElementwiseOps(OpRegistry& r);
 void RegisterNnOps(OpRegistry& r);
 void RegisterTensorOps(OpRegistry& r);
 void RegisterReductionOps(OpRegistry& r);
+void RegisterFusedOps(OpRegistry& r);  // graph/ops_fused.cpp: tessera-domain fused ops
 
 // Checks arity and runs inference for one node; sets its outputs' types.
 // Inferred info is merged with what the value already declares (a declared

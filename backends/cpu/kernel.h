@@ -81,5 +81,8 @@ void RegisterElementwiseKernels(KernelRegistry& r);   // kernels_elementwise.cpp
 void RegisterReductionKernels(KernelRegistry& r);     // kernels_reduction.cpp (+softmax, norms)
 void RegisterTensorKernels(KernelRegistry& r);        // kernels_tensor.cpp (shape/data movement)
 void RegisterDnnlKernels(KernelRegistry& r);          // kernels_dnnl.cpp (Conv, MatMul, Gemm, pools)
+void RegisterFusedDnnlKernels(KernelRegistry& r);     // kernels_fused_dnnl.cpp (tessera.FusedConv/FusedGemm/FusedMatMul)
+void RegisterAttentionKernels(KernelRegistry& r);     // kernels_attention.cpp (tessera.FusedAttention)
+void RegisterFusedElementwiseKernels(KernelRegistry& r);  // kernels_fused_elementwise.cpp (tessera.FusedElementwise)
 
 }  // namespace tessera::cpu

@@ -11,6 +11,9 @@ const KernelRegistry& KernelRegistry::Get() {
     RegisterReductionKernels(*r);
     RegisterTensorKernels(*r);
     RegisterDnnlKernels(*r);
+    RegisterFusedDnnlKernels(*r);
+    RegisterAttentionKernels(*r);
+    RegisterFusedElementwiseKernels(*r);
     return r;
   }();
   return *reg;

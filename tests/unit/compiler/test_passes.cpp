@@ -74,11 +74,15 @@ TEST(Passes, O1FoldsConstantsAndShapesAndRemovesDeadCode) {
   EXPECT_FLOAT_EQ(shape->data<float>()[0], 2.f);
   EXPECT_FLOAT_EQ(shape->data<float>()[1], 3.f);
   // Stats recorded per pass.
-  ASSERT_EQ(ctx.stats.size(), 4u);
-  EXPECT_EQ(ctx.stats[1].pass, "fold_constants");
-  EXPECT_EQ(ctx.stats[1].changes, 3);
-  EXPECT_EQ(ctx.stats[2].pass, "eliminate_dead_code");
-  EXPECT_EQ(ctx.stats[2].nodes_after, 1);
+  auto stat = [&](const std::string& name) -> const PassStat* {
+    for (const auto& st : ctx.stats)
+      if (st.pass == name) return &st;
+    return nullptr;
+  };
+  ASSERT_NE(stat("fold_constants"), nullptr);
+  EXPECT_EQ(stat("fold_constants")->changes, 3);
+  ASSERT_NE(stat("eliminate_dead_code"), nullptr);
+  EXPECT_EQ(stat("eliminate_dead_code")->nodes_after, 1);
 }
 
 TEST(Passes, O0OnlyInfersShapes) {

@@ -1,0 +1,8 @@
+// Placeholder: no kernels yet.
+#include "backends/cpu/kernel.h"
+
+namespace tessera::cpu {
+
+void RegisterFusedElementwiseKernels(KernelRegistry& r) { (void)r; }
+
+}  // namespace tessera::cpu

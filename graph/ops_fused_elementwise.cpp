@@ -1,0 +1,8 @@
+// Placeholder: no schemas yet.
+#include "graph/op_schema.h"
+
+namespace tessera {
+
+void RegisterFusedElementwiseOps(OpRegistry& r) { (void)r; }
+
+}  // namespace tessera
