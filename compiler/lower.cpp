@@ -2,11 +2,21 @@
 
 #include <limits>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "compiler/plan_memory.h"
 
 namespace tessera {
+namespace {
+
+// ONNX ops whose CPU kernels (and any backend's, by the ABI contract in
+// backend.h) may write their output over an input of identical type: every
+// output element depends only on the same element of that input.
+const std::set<std::string> kInPlaceOps = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Sqrt",
+                                           "Erf",  "Gelu",      "Clip",    "Add",  "Sub", "Mul", "Div"};
+
+}  // namespace
 
 const char* BufferKindName(BufferKind k) {
   switch (k) {
@@ -97,22 +107,68 @@ Result<Plan> LowerToPlan(std::unique_ptr<Graph> graph, const Partition& partitio
     plan.steps.push_back({PlanStep::kSegment, static_cast<int32_t>(plan.segments.size() - 1)});
   }
 
+  // Every planned value needs a static numeric type.
+  for (const auto& [key, l] : live) {
+    const Value* v = key.first;
+    if (!v->shape().is_static() || v->dtype() == DType::kUndefined) {
+      const Node* p = v->producer();
+      return Unsupported("value '", v->name(), "'", p ? StrCat(" produced by ", p->Describe()) : std::string(),
+                         " has type ", v->type().ToString(),
+                         ", whose shape is not known before running; data-dependent shapes are not supported yet");
+    }
+    if (v->dtype() == DType::kString)
+      return Unsupported("value '", v->name(), "' is a string tensor; device memory plans hold numeric tensors");
+  }
+
+  // In-place reuse: an elementwise node may write its output over an input of
+  // the same type that dies at that node (see kInPlaceOps). Aliased values
+  // form one group that gets one buffer spanning the group's lifetime.
+  std::map<std::pair<const Value*, int32_t>, std::pair<const Value*, int32_t>> alias;  // member -> root
+  auto root = [&](std::pair<const Value*, int32_t> k) {
+    while (alias.count(k)) k = alias[k];
+    return k;
+  };
+  for (const auto& seg : partition.segments) {
+    for (const Node* n : seg.nodes) {
+      if (!n->domain().empty() || !kInPlaceOps.count(n->op_type()) || n->num_outputs() != 1 || !n->output(0))
+        continue;
+      const Value* o = n->output(0);
+      for (size_t k = 0; k < std::min<size_t>(n->num_inputs(), 2); ++k) {
+        const Value* in = n->input(k);
+        if (!in || in->is_constant() || !(in->type() == o->type())) continue;
+        auto key = std::make_pair(in, seg.device);
+        auto it = live.find(key);
+        if (it == live.end() || it->second.last != step[n]) continue;
+        // The input's group ends here, so the output continues it (chains of
+        // elementwise ops keep reusing one buffer).
+        alias[{o, seg.device}] = root(key);
+        break;
+      }
+    }
+  }
+
   // Arena per device.
   for (size_t d = 0; d < devices.size(); ++d) {
     std::vector<BufferRequest> reqs;
+    std::map<std::pair<const Value*, int32_t>, size_t> group_req;  // root -> request index
     std::vector<std::pair<const Value*, Live>> vals;
+    std::vector<size_t> val_req;
     for (const auto& [key, l] : live) {
       if (key.second != static_cast<int32_t>(d)) continue;
       const Value* v = key.first;
-      auto ints = v->shape().AsInts();
-      if (!ints || v->dtype() == DType::kUndefined)
-        return Internal("value '", v->name(), "' has no static type (", v->type().ToString(),
-                        ") at memory planning");
-      if (v->dtype() == DType::kString)
-        return Unsupported("value '", v->name(), "' is a string tensor; device memory plans hold numeric tensors");
-      TSR_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(*ints, v->dtype()));
-      reqs.push_back({static_cast<uint64_t>(bytes), l.first, l.last});
+      TSR_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(*v->shape().AsInts(), v->dtype()));
+      auto r = root(key);
+      auto [git, fresh] = group_req.emplace(r, reqs.size());
+      if (fresh) {
+        reqs.push_back({static_cast<uint64_t>(bytes), l.first, l.last});
+      } else {
+        BufferRequest& g = reqs[git->second];
+        g.bytes = std::max<uint64_t>(g.bytes, static_cast<uint64_t>(bytes));
+        g.first = std::min(g.first, l.first);
+        g.last = std::max(g.last, l.last);
+      }
       vals.push_back({v, l});
+      val_req.push_back(git->second);
     }
     ArenaPlan ap = PlanArena(reqs);
     if (max_arena_bytes > 0 && ap.arena_bytes > static_cast<uint64_t>(max_arena_bytes))
@@ -120,9 +176,11 @@ Result<Plan> LowerToPlan(std::unique_ptr<Graph> graph, const Partition& partitio
                          " bytes, above the allocation cap of ", max_arena_bytes, " bytes (option max_alloc_bytes)");
     plan.devices[d].arena_bytes = ap.arena_bytes;
     plan.devices[d].arena_lower_bound = ap.lower_bound;
-    for (size_t i = 0; i < vals.size(); ++i)
-      plan.buffers.push_back({vals[i].first->name(), static_cast<int32_t>(d), vals[i].second.kind, ap.offsets[i],
-                              reqs[i].bytes});
+    for (size_t i = 0; i < vals.size(); ++i) {
+      const Value* v = vals[i].first;
+      uint64_t bytes = static_cast<uint64_t>(CheckedByteSize(*v->shape().AsInts(), v->dtype()).value());
+      plan.buffers.push_back({v->name(), static_cast<int32_t>(d), vals[i].second.kind, ap.offsets[val_req[i]], bytes});
+    }
   }
   plan.graph = std::move(graph);
   return plan;

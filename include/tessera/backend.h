@@ -247,7 +247,11 @@ typedef struct tsr_backend_api {
   int32_t (*executable_scratch_bytes)(tsr_executable_t* executable, uint64_t* out_bytes, tsr_error* err);
 
   /* Enqueues the executable on `stream`. `bindings` has one entry per value
-   * of the compiled view (num_values), plus one for scratch if requested. */
+   * of the compiled view (num_values), plus one for scratch if requested.
+   * In-place: for the ai.onnx elementwise ops Relu LeakyRelu Sigmoid Tanh Exp
+   * Neg Abs Sqrt Erf Gelu Clip Add Sub Mul Div, the host may bind the output
+   * to the same memory as one input of identical dtype and shape (an input
+   * that is dead after the node); kernels for these ops must allow it. */
   int32_t (*execute)(tsr_executable_t* executable, tsr_stream_t* stream, const tsr_binding* bindings,
                      uint32_t num_bindings, tsr_error* err);
 

@@ -93,9 +93,30 @@ TEST(Lower, ChainReusesMemory) {
   auto p = PartitionGraph(*g, {FakeDevice("cpu", {"Relu", "Sigmoid"})}, false);
   auto plan = LowerToPlan(std::move(g), *p, {{"cpu", "cpu", 0}}, 0);
   ASSERT_TRUE(plan.ok());
-  // x, relu1, sig, relu2 (output) = 4 x 128 bytes; x dies after relu1 so at most 3 live.
-  EXPECT_LE(plan->devices[0].arena_bytes, 3u * 128);
-  EXPECT_EQ(plan->devices[0].arena_lower_bound, 2u * 128);  // two values live at any step
+  // x -> relu1 -> sig -> relu2: each input dies at the elementwise node that
+  // reads it, so all four values share one 128-byte buffer (in-place).
+  EXPECT_EQ(plan->devices[0].arena_bytes, 128u);
+  uint64_t off = plan->FindBuffer("x", 0)->offset;
+  for (const auto& b : plan->buffers) EXPECT_EQ(b.offset, off) << b.value;
+}
+
+TEST(Lower, NoInPlaceWhenTheInputIsStillNeeded) {
+  auto g = std::make_unique<Graph>();
+  g->set_opset("", 17);
+  Value* x = g->AddValue("x", TensorType{DType::kF32, Shape::FromInts({4, 8})});
+  g->AddInput(x);
+  Node* a = g->AddNode("Relu", {x}, 1, "relu");
+  Node* b = g->AddNode("Add", {a->output(0), x}, 1, "add");  // x still live at relu
+  g->AddOutput(b->output(0));
+  ASSERT_TRUE(InferGraphTypes(*g).ok());
+  auto p = PartitionGraph(*g, {FakeDevice("cpu", {"Relu", "Add"})}, false);
+  ASSERT_TRUE(p.ok());
+  auto plan = LowerToPlan(std::move(g), *p, {{"cpu", "cpu", 0}}, 0);
+  ASSERT_TRUE(plan.ok());
+  const std::string relu_out = plan->graph->FindNode("relu")->output(0)->name();
+  EXPECT_NE(plan->FindBuffer("x", 0)->offset, plan->FindBuffer(relu_out, 0)->offset);
+  // The Add may reuse either dying input; its output overlaps exactly one of them.
+  EXPECT_EQ(plan->devices[0].arena_bytes, 256u);
 }
 
 }  // namespace
