@@ -33,7 +33,9 @@ OPSET = 17
 # Models
 
 
-NAMES = ["mlp", "mlp_dynamic", "cnn", "transformer", "resnet18", "resnet50"]
+NAMES = ["mlp", "mlp_dynamic", "cnn", "transformer", "resnet18", "resnet50", "bert_tiny", "gpt_tiny"]
+# Benchmark-size models (hundreds of MB): generated only when named with --only.
+OPT_IN_NAMES = ["bert_base", "gpt2_small"]
 
 
 def _builders():
@@ -159,6 +161,114 @@ def _builders():
         return _torchvision("resnet50", 0)
 
 
+    # ---- transformer benchmarks / tests (bert_*, gpt_*) ------------------------------------
+
+    class BertEncoder(torch.nn.Module):
+        """nn.TransformerEncoder (post-norm, batch_first, GELU): what torch 1.13's exporter makes
+        of nn.MultiheadAttention. Inputs: x [B, S, D] and pad_mask [B, S] (bool, True = padding
+        key), the src_key_padding_mask."""
+
+        def __init__(self, layers, d, heads, ff, seq):
+            super().__init__()
+            layer = torch.nn.TransformerEncoderLayer(d, heads, dim_feedforward=ff, dropout=0.0,
+                                                     activation="gelu", batch_first=True)
+            # enable_nested_tensor=False: the nested-tensor fast path is not exportable.
+            self.enc = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            # An all-zero additive attention mask: passing a mask keeps eval-mode inference off
+            # the fused fast path (aten::_transformer_encoder_layer_fwd has no ONNX export).
+            self.register_buffer("no_mask", torch.zeros(seq, seq))
+
+        def forward(self, x, pad_mask):
+            return self.enc(x, mask=self.no_mask, src_key_padding_mask=pad_mask)
+
+    class GptBlock(torch.nn.Module):
+        """Pre-norm decoder block with causal attention written out by hand."""
+
+        def __init__(self, d, heads, seq):
+            super().__init__()
+            self.h, self.dh = heads, d // heads
+            self.ln1 = torch.nn.LayerNorm(d)
+            self.q = torch.nn.Linear(d, d)
+            self.k = torch.nn.Linear(d, d)
+            self.v = torch.nn.Linear(d, d)
+            self.proj = torch.nn.Linear(d, d)
+            self.ln2 = torch.nn.LayerNorm(d)
+            self.fc1 = torch.nn.Linear(d, 4 * d)
+            self.fc2 = torch.nn.Linear(4 * d, d)
+            causal = torch.triu(torch.full((seq, seq), float("-inf")), diagonal=1)
+            self.register_buffer("causal", causal.view(1, 1, seq, seq))
+
+        def forward(self, x):
+            b, s, d = x.shape
+            h = self.ln1(x)
+            # K is reshaped to [B, S, H, Dh] and transposed straight to [B, H, Dh, S].
+            q = self.q(h).reshape(b, s, self.h, self.dh).transpose(1, 2)
+            k = self.k(h).reshape(b, s, self.h, self.dh).permute(0, 2, 3, 1)
+            v = self.v(h).reshape(b, s, self.h, self.dh).transpose(1, 2)
+            scores = torch.matmul(q, k) / math.sqrt(self.dh)
+            scores = scores + self.causal[:, :, :s, :s]
+            attn = torch.softmax(scores, dim=-1)
+            ctx = torch.matmul(attn, v).transpose(1, 2).reshape(b, s, d)
+            x = x + self.proj(ctx)
+            return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x))))
+
+    class Gpt(torch.nn.Module):
+        """Token + position embeddings (Gather), decoder blocks, final LayerNorm, LM head."""
+
+        def __init__(self, layers, d, heads, seq, vocab):
+            super().__init__()
+            self.tok = torch.nn.Embedding(vocab, d)
+            self.pos = torch.nn.Embedding(seq, d)
+            self.blocks = torch.nn.ModuleList([GptBlock(d, heads, seq) for _ in range(layers)])
+            self.ln = torch.nn.LayerNorm(d)
+            self.head = torch.nn.Linear(d, vocab, bias=False)
+            self.register_buffer("positions", torch.arange(seq).view(1, seq))
+
+        def forward(self, ids):
+            x = self.tok(ids) + self.pos(self.positions[:, :ids.shape[1]])
+            for blk in self.blocks:
+                x = blk(x)
+            return self.head(self.ln(x))
+
+    def _bert(seed, layers, d, heads, ff, seq, batch):
+        torch.manual_seed(seed)
+        model = BertEncoder(layers, d, heads, ff, seq)
+        # nn.TransformerEncoder deep-copies one layer, so every layer starts with the same
+        # weights (and zero attention biases, unit LayerNorm scales); perturb every parameter
+        # so the layers differ and no parameter is trivial.
+        with torch.no_grad():
+            for prm in model.parameters():
+                prm.add_(torch.randn(prm.shape) * 0.02)
+        gen = torch.Generator().manual_seed(300 + seed)
+        x = _randn(gen, batch, seq, d)
+        pad = torch.zeros(batch, seq, dtype=torch.bool)
+        if batch > 1:
+            pad[1, seq - seq // 4:] = True  # the second sequence ends in padding
+        return model, (x, pad), ["x", "pad_mask"], ["y"], None
+
+    def _gpt(seed, layers, d, heads, seq, batch, vocab):
+        torch.manual_seed(seed)
+        model = Gpt(layers, d, heads, seq, vocab)
+        gen = torch.Generator().manual_seed(300 + seed)
+        ids = torch.randint(0, vocab, (batch, seq), generator=gen, dtype=torch.int64)
+        return model, (ids,), ["ids"], ["logits"], None
+
+    def build_bert_tiny():
+        return _bert(10, layers=2, d=64, heads=4, ff=128, seq=16, batch=2)
+
+    def build_gpt_tiny():
+        return _gpt(11, layers=2, d=64, heads=4, seq=16, batch=2, vocab=100)
+
+    def build_bert_base():
+        # BERT-base encoder sizes (no embeddings): 12 layers, d 768, 12 heads, ff 3072.
+        return _bert(12, layers=12, d=768, heads=12, ff=3072, seq=128, batch=1)
+
+    def build_gpt2_small():
+        # GPT-2 small sizes, except the vocabulary: 8192 instead of 50257 keeps the file
+        # (embedding + LM head) small; the blocks are the real size.
+        return _gpt(13, layers=12, d=768, heads=12, seq=128, batch=1, vocab=8192)
+
+
     MODELS = {
         "mlp": build_mlp,
         "mlp_dynamic": build_mlp_dynamic,
@@ -166,6 +276,10 @@ def _builders():
         "transformer": build_transformer,
         "resnet18": build_resnet18,
         "resnet50": build_resnet50,
+        "bert_tiny": build_bert_tiny,
+        "gpt_tiny": build_gpt_tiny,
+        "bert_base": build_bert_base,
+        "gpt2_small": build_gpt2_small,
     }
 
     return MODELS
@@ -242,9 +356,9 @@ def main(argv):
     args = ap.parse_args(argv)
 
     names = [n for n in args.only.split(",") if n] if args.only else list(NAMES)
-    unknown = [n for n in names if n not in NAMES]
+    unknown = [n for n in names if n not in NAMES + OPT_IN_NAMES]
     if unknown:
-        print(f"gen_models: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(NAMES)}",
+        print(f"gen_models: error: unknown model(s) {', '.join(unknown)}; known: {', '.join(NAMES + OPT_IN_NAMES)}",
               file=sys.stderr)
         return 2
     os.makedirs(args.out, exist_ok=True)

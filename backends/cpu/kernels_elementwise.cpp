@@ -824,6 +824,7 @@ void RegisterElementwiseKernels(KernelRegistry& r) {
   r.Add({"", "Elu", &CreateElu, &ClaimF32});
   r.Add({"", "HardSigmoid", &CreateHardSigmoid, &ClaimF32});
   r.Add({"", "Gelu", &CreateGelu, &ClaimF32});
+  r.Add({"tessera", "Gelu", &CreateGelu, &ClaimF32});
   r.Add({"", "Clip", &CreateClip, &ClaimArith});
 
   r.Add({"", "Where", &CreateWhere, &ClaimWhere});
