@@ -13,8 +13,11 @@ namespace {
 // ONNX ops whose CPU kernels (and any backend's, by the ABI contract in
 // backend.h) may write their output over an input of identical type: every
 // output element depends only on the same element of that input.
-const std::set<std::string> kInPlaceOps = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Sqrt",
-                                           "Erf",  "Gelu",      "Clip",    "Add",  "Sub", "Mul", "Div"};
+// Names are Node::QualifiedOp() ("Relu", "tessera.Gelu").
+const std::set<std::string> kInPlaceOps = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Exp",  "Neg",
+                                           "Abs",  "Sqrt",      "Erf",     "Gelu", "Clip", "Add",
+                                           "Sub",  "Mul",       "Div",     "tessera.Gelu",
+                                           "tessera.FusedElementwise"};
 
 }  // namespace
 
@@ -130,7 +133,7 @@ Result<Plan> LowerToPlan(std::unique_ptr<Graph> graph, const Partition& partitio
   };
   for (const auto& seg : partition.segments) {
     for (const Node* n : seg.nodes) {
-      if (!n->domain().empty() || !kInPlaceOps.count(n->op_type()) || n->num_outputs() != 1 || !n->output(0))
+      if (!kInPlaceOps.count(n->QualifiedOp()) || n->num_outputs() != 1 || !n->output(0))
         continue;
       const Value* o = n->output(0);
       for (size_t k = 0; k < std::min<size_t>(n->num_inputs(), 2); ++k) {

@@ -37,6 +37,12 @@ struct PassContext {
   bool verify = false;                  // verify after each pass even in release builds
   ConstantEvaluator evaluator;
   int64_t max_fold_bytes = int64_t{64} << 20;  // don't materialize bigger constants
+  // fuse_bias_activation: also fold a residual Add into FusedConv. Off by
+  // default: on the CPU backend (oneDNN 2.6, plain layouts at kernel edges) it
+  // measured 3-4 ms slower on ResNet-50 b1 (min 46 vs 43 ms, 2 threads) than
+  // leaving Add+Relu to fuse_elementwise. The kernels support it; a layout-aware
+  // CPU backend should turn it back on.
+  bool fuse_conv_residual = false;
   std::vector<PassStat> stats;
   int64_t changes = 0;                  // a pass adds to this; the manager resets it per pass
 };

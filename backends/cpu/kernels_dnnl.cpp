@@ -450,26 +450,32 @@ std::unique_ptr<Kernel> NoopKernel() {
 
 // ---- Conv ------------------------------------------------------------------------------
 
-// y = act(y + z) applied after a primitive without post-ops: `ok` when the
-// post-op chain is sum(1) optionally followed by relu (any slope) or clip.
+// y = act(y [+ z]) applied after a primitive without post-ops: `ok` when the
+// post-op chain is an optional sum(1) followed by an optional relu (any slope)
+// or clip, and is not empty.
 struct ResidualEpilogue {
   enum Act { kNone, kRelu, kClip };
   bool ok = false;
+  bool sum = false;
   Act act = kNone;
   float lo = 0.f, hi = 0.f;  // kRelu: lo = negative slope; kClip: bounds
 };
 
 ResidualEpilogue PlainResidualEpilogue(const dnnl::post_ops& po) {
   ResidualEpilogue e;
-  if (po.len() < 1 || po.len() > 2 || po.kind(0) != dnnl::primitive::kind::sum) return e;
-  float scale = 0.f;
-  po.get_params_sum(0, scale);
-  if (scale != 1.f) return e;
-  if (po.len() == 2) {
-    if (po.kind(1) != dnnl::primitive::kind::eltwise) return e;
+  int i = 0;
+  if (po.len() > 0 && po.kind(0) == dnnl::primitive::kind::sum) {
+    float scale = 0.f;
+    po.get_params_sum(0, scale);
+    if (scale != 1.f) return e;
+    e.sum = true;
+    i = 1;
+  }
+  if (i < po.len()) {
+    if (po.kind(i) != dnnl::primitive::kind::eltwise || i + 1 != po.len()) return e;
     float s = 0.f, alpha = 0.f, beta = 0.f;
     dnnl::algorithm alg;
-    po.get_params_eltwise(1, s, alg, alpha, beta);
+    po.get_params_eltwise(i, s, alg, alpha, beta);
     if (s != 1.f) return e;
     if (alg == dnnl::algorithm::eltwise_relu) {
       e.act = ResidualEpilogue::kRelu;
@@ -482,7 +488,7 @@ ResidualEpilogue PlainResidualEpilogue(const dnnl::post_ops& po) {
       return e;
     }
   }
-  e.ok = true;
+  e.ok = e.sum || e.act != ResidualEpilogue::kNone;
   return e;
 }
 
@@ -579,12 +585,13 @@ Err CreateConvWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, int sum_i
     // reference path (measured ~10x slower on the ResNet-50 1x1 shapes). There
     // the residual and a relu/clip activation run after the primitive in one
     // vectorised pass instead; any other residual chain uses oneDNN's layout.
+    // Activation-only chains (relu/clip) take the same epilogue there.
     ResidualEpilogue epi;
     dnnl::post_ops prim_po = po;
-    if (plain && sum_input >= 0) {
+    if (plain && po.len() > 0) {
       epi = PlainResidualEpilogue(po);
       if (epi.ok) prim_po = dnnl::post_ops();
-      else plain = false;
+      else if (sum_input >= 0) plain = false;
     }
     memory::desc src_md = plain ? du::PlainDesc(X.dims) : du::AnyDesc(X.dims);
     memory::desc dst_md = plain ? du::PlainDesc(Y.dims) : du::AnyDesc(Y.dims);
@@ -607,19 +614,18 @@ Err CreateConvWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, int sum_i
     if (epi.ok) {
       const int64_t n = Y.numel;
       k->SetHooks(nullptr, [epi, n, sum_input, z_const](const void* const* in, void* const* o) {
-        const float* z = static_cast<const float*>(z_const ? z_const : in[sum_input]);
+        const float* z =
+            epi.sum ? static_cast<const float*>(z_const ? z_const : in[sum_input]) : nullptr;
         float* y = static_cast<float*>(o[0]);
         ParallelFor(n, 16384, [&](int64_t b, int64_t e) {
-          if (epi.act == ResidualEpilogue::kNone) {
+          if (z) {
             for (int64_t i = b; i < e; ++i) y[i] += z[i];
-          } else if (epi.act == ResidualEpilogue::kRelu) {
+          }
+          if (epi.act == ResidualEpilogue::kRelu) {
             const float s = epi.lo;
-            for (int64_t i = b; i < e; ++i) {
-              float v = y[i] + z[i];
-              y[i] = v > 0.f ? v : s * v;
-            }
-          } else {
-            for (int64_t i = b; i < e; ++i) y[i] = std::min(std::max(y[i] + z[i], epi.lo), epi.hi);
+            for (int64_t i = b; i < e; ++i) y[i] = y[i] > 0.f ? y[i] : s * y[i];
+          } else if (epi.act == ResidualEpilogue::kClip) {
+            for (int64_t i = b; i < e; ++i) y[i] = std::min(std::max(y[i], epi.lo), epi.hi);
           }
         });
       });

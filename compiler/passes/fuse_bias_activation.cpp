@@ -124,7 +124,7 @@ class FuseBiasActivationPass : public Pass {
     for (Node* n : g.nodes()) {
       if (n->is_dead() || !n->domain().empty()) continue;
       bool fused = false;
-      if (n->op_type() == "Conv") fused = TryConv(g, n);
+      if (n->op_type() == "Conv") fused = TryConv(g, n, ctx.fuse_conv_residual);
       else if (n->op_type() == "MatMul") fused = TryMatMul(g, n);
       else if (n->op_type() == "Gemm") fused = TryGemm(g, n);
       if (fused) {
@@ -207,14 +207,14 @@ class FuseBiasActivationPass : public Pass {
     return fused;
   }
 
-  bool TryConv(Graph& g, Node* conv) {
+  bool TryConv(Graph& g, Node* conv, bool allow_residual) {
     Value* y = conv->output(0);
     if (conv->num_outputs() != 1 || conv->num_inputs() < 2 || !IsF32(y) || !IsF32(conv->input(0))) return false;
     std::vector<Node*> swallowed;
     Value* cur = y;
     Node* add = nullptr;
     Value* z = nullptr;
-    if (MatchResidual(g, cur, &add, &z)) {
+    if (allow_residual && MatchResidual(g, cur, &add, &z)) {
       swallowed.push_back(add);
       cur = add->output(0);
     }

@@ -249,7 +249,8 @@ typedef struct tsr_backend_api {
   /* Enqueues the executable on `stream`. `bindings` has one entry per value
    * of the compiled view (num_values), plus one for scratch if requested.
    * In-place: for the ai.onnx elementwise ops Relu LeakyRelu Sigmoid Tanh Exp
-   * Neg Abs Sqrt Erf Gelu Clip Add Sub Mul Div, the host may bind the output
+   * Neg Abs Sqrt Erf Gelu Clip Add Sub Mul Div and tessera.Gelu and
+   * tessera.FusedElementwise, the host may bind the output
    * to the same memory as one input of identical dtype and shape (an input
    * that is dead after the node); kernels for these ops must allow it. */
   int32_t (*execute)(tsr_executable_t* executable, tsr_stream_t* stream, const tsr_binding* bindings,

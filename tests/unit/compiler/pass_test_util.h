@@ -37,6 +37,7 @@ inline int CountOps(const Graph& g, const std::string& op, const std::string& do
 inline void RunPassOn(Graph& g, std::unique_ptr<Pass> pass, PassContext* ctx_out = nullptr) {
   PassContext ctx;
   ctx.verify = true;
+  ctx.fuse_conv_residual = true;  // exercise every rewrite a pass can make
   ASSERT_TRUE(InferGraphTypes(g).ok());
   Status s = pass->Run(g, ctx);
   ASSERT_TRUE(s.ok()) << s.ToString();
