@@ -300,6 +300,12 @@ void CollectSubgraphCaptures(const Graph& g, std::unordered_set<const Value*>* o
 
 }  // namespace
 
+std::unordered_set<const Value*> Graph::SubgraphCaptures() const {
+  std::unordered_set<const Value*> r;
+  CollectSubgraphCaptures(*this, &r);
+  return r;
+}
+
 void Graph::Compact() {
   nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [](const auto& n) { return n->dead_; }),
                nodes_.end());

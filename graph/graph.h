@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "graph/attribute.h"
@@ -150,6 +151,11 @@ class Graph {
   std::vector<Node*> Consumers(const Value* v) const;
   // Map value -> number of uses (node inputs + graph outputs); rebuilt on each call.
   std::unordered_map<const Value*, int> UseCounts() const;
+  // Values that nodes of this graph's subgraphs (If/Loop/Scan bodies, at any
+  // depth) read from enclosing scopes, including subgraph outputs defined
+  // outside them. Consumers() and UseCounts() do not see these uses, so passes
+  // must not remove or replace these values.
+  std::unordered_set<const Value*> SubgraphCaptures() const;
 
   // Reorders nodes topologically; fails on a cycle (names a node on it).
   Status TopoSort();

@@ -19,20 +19,6 @@
 namespace tessera {
 namespace {
 
-void CollectCaptures(const Graph& g, std::unordered_set<const Value*>* out) {
-  for (const Node* n : g.nodes()) {
-    for (const auto& [name, a] : n->attrs()) {
-      if (a.type != AttrType::kGraph || !a.g) continue;
-      for (const Node* sn : a.g->nodes())
-        for (const Value* in : sn->inputs())
-          if (in && in->owner() != a.g.get()) out->insert(in);
-      for (const Value* o : a.g->outputs())
-        if (o->owner() != a.g.get()) out->insert(o);
-      CollectCaptures(*a.g, out);
-    }
-  }
-}
-
 bool HasSubgraph(const Node& n) {
   for (const auto& [k, a] : n.attrs())
     if (a.type == AttrType::kGraph) return true;
@@ -146,7 +132,7 @@ class CsePass : public Pass {
  public:
   const char* name() const override { return "eliminate_common_subexpressions"; }
   Status Run(Graph& g, PassContext& ctx) override {
-    CollectCaptures(g, &captured_);
+    captured_ = g.SubgraphCaptures();
     bool need_sort = false;
     MergeConstants(g, ctx);
     for (;;) {

@@ -28,24 +28,6 @@ namespace {
 
 using ValueSet = std::unordered_set<const Value*>;
 
-void CollectOuterReads(const Graph& inner, ValueSet* out) {
-  for (const Node* n : inner.nodes()) {
-    for (const Value* v : n->inputs())
-      if (v && v->owner() != &inner) out->insert(v);
-    for (const auto& [name, a] : n->attrs())
-      if (a.type == AttrType::kGraph && a.g) CollectOuterReads(*a.g, out);
-  }
-}
-
-// Values that subgraphs (If/Loop bodies) read: invisible to Consumers().
-ValueSet SubgraphReads(const Graph& g) {
-  ValueSet r;
-  for (const Node* n : g.nodes())
-    for (const auto& [name, a] : n->attrs())
-      if (a.type == AttrType::kGraph && a.g) CollectOuterReads(*a.g, &r);
-  return r;
-}
-
 struct Activation {
   std::string name;  // the `activation` attribute value
   std::optional<float> alpha, beta;
@@ -119,7 +101,7 @@ class FuseBiasActivationPass : public Pass {
   const char* name() const override { return "fuse_bias_activation"; }
 
   Status Run(Graph& g, PassContext& ctx) override {
-    outer_ = SubgraphReads(g);
+    outer_ = g.SubgraphCaptures();
     bool changed = false;
     for (Node* n : g.nodes()) {
       if (n->is_dead() || !n->domain().empty()) continue;

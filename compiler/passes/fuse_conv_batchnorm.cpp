@@ -21,25 +21,6 @@
 namespace tessera {
 namespace {
 
-// Values that subgraphs (If/Loop bodies) of g's nodes read from g: Consumers()
-// does not see those uses, so such values are never fused away.
-void CollectOuterReads(const Graph& g, const Graph& inner, std::unordered_set<const Value*>* out) {
-  for (const Node* n : inner.nodes()) {
-    for (const Value* v : n->inputs())
-      if (v && v->owner() != &inner) out->insert(v);
-    for (const auto& [name, a] : n->attrs())
-      if (a.type == AttrType::kGraph && a.g) CollectOuterReads(g, *a.g, out);
-  }
-}
-
-std::unordered_set<const Value*> SubgraphReads(const Graph& g) {
-  std::unordered_set<const Value*> r;
-  for (const Node* n : g.nodes())
-    for (const auto& [name, a] : n->attrs())
-      if (a.type == AttrType::kGraph && a.g) CollectOuterReads(g, *a.g, &r);
-  return r;
-}
-
 // A constant f32 tensor with exactly m elements, or nullptr.
 const Tensor* ConstantVector(const Value* v, int64_t m) {
   if (!v || !v->is_constant()) return nullptr;
@@ -53,7 +34,7 @@ class FuseConvBatchNormPass : public Pass {
   const char* name() const override { return "fuse_conv_batchnorm"; }
 
   Status Run(Graph& g, PassContext& ctx) override {
-    const std::unordered_set<const Value*> outer = SubgraphReads(g);
+    const std::unordered_set<const Value*> outer = g.SubgraphCaptures();
     bool changed = false;
     for (Node* bn : g.nodes()) {
       if (bn->is_dead() || bn->op_type() != "BatchNormalization" || !bn->domain().empty()) continue;

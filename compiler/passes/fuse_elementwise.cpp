@@ -147,18 +147,6 @@ std::optional<NodeInfo> Classify(const Node& n, int64_t onnx_opset) {
   return std::nullopt;
 }
 
-// Values that subgraphs (If/Loop bodies) of g's nodes read from g or above.
-void CollectCaptured(const Graph& g, std::unordered_set<const Value*>* out) {
-  for (const Node* n : g.nodes())
-    for (const auto& [name, a] : n->attrs()) {
-      if (a.type != AttrType::kGraph || !a.g) continue;
-      for (const Node* inner : a.g->nodes())
-        for (const Value* v : inner->inputs())
-          if (v && v->owner() != a.g.get()) out->insert(v);
-      CollectCaptured(*a.g, out);
-    }
-}
-
 uint32_t FloatBits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));
@@ -200,7 +188,7 @@ class FuseElementwisePass : public Pass {
         if (v) consumers[v].push_back(n);
     }
     std::unordered_set<const Value*> captured;
-    CollectCaptured(g, &captured);
+    captured = g.SubgraphCaptures();
 
     // Grow groups from roots, last node first, so each group is maximal.
     std::unordered_set<const Node*> assigned;

@@ -19,20 +19,6 @@
 namespace tessera {
 namespace {
 
-void CollectCaptures(const Graph& g, std::unordered_set<const Value*>* out) {
-  for (const Node* n : g.nodes()) {
-    for (const auto& [name, a] : n->attrs()) {
-      if (a.type != AttrType::kGraph || !a.g) continue;
-      for (const Node* sn : a.g->nodes())
-        for (const Value* in : sn->inputs())
-          if (in && in->owner() != a.g.get()) out->insert(in);
-      for (const Value* o : a.g->outputs())
-        if (o->owner() != a.g.get()) out->insert(o);
-      CollectCaptures(*a.g, out);
-    }
-  }
-}
-
 bool IsOnnx(const Node* n, const char* op) {
   return n && !n->is_dead() && n->domain().empty() && n->op_type() == op && n->num_inputs() == 2 &&
          n->num_outputs() == 1 && n->input(0) && n->input(1);
@@ -49,7 +35,7 @@ constexpr double kTanhCubic = 0.044715;
 
 class GeluFuser {
  public:
-  explicit GeluFuser(Graph& g) : g_(g) { CollectCaptures(g, &captured_); }
+  explicit GeluFuser(Graph& g) : g_(g) { captured_ = g.SubgraphCaptures(); }
 
   // `erf` is an Erf node.
   bool TryErf(Node* erf) {

@@ -21,20 +21,6 @@
 namespace tessera {
 namespace {
 
-void CollectCaptures(const Graph& g, std::unordered_set<const Value*>* out) {
-  for (const Node* n : g.nodes()) {
-    for (const auto& [name, a] : n->attrs()) {
-      if (a.type != AttrType::kGraph || !a.g) continue;
-      for (const Node* sn : a.g->nodes())
-        for (const Value* in : sn->inputs())
-          if (in && in->owner() != a.g.get()) out->insert(in);
-      for (const Value* o : a.g->outputs())
-        if (o->owner() != a.g.get()) out->insert(o);
-      CollectCaptures(*a.g, out);
-    }
-  }
-}
-
 bool IsOnnx(const Node* n, const char* op) {
   return n && !n->is_dead() && n->domain().empty() && n->op_type() == op;
 }
@@ -53,7 +39,7 @@ bool SameDim(const Dim& a, const Dim& b) {
 
 class LayerNormFuser {
  public:
-  LayerNormFuser(Graph& g) : g_(g) { CollectCaptures(g, &captured_); }
+  LayerNormFuser(Graph& g) : g_(g) { captured_ = g.SubgraphCaptures(); }
 
   bool TryFuse(Node* m1) {
     Value* x = m1->input(0);

@@ -26,20 +26,6 @@
 namespace tessera {
 namespace {
 
-void CollectCaptures(const Graph& g, std::unordered_set<const Value*>* out) {
-  for (const Node* n : g.nodes()) {
-    for (const auto& [name, a] : n->attrs()) {
-      if (a.type != AttrType::kGraph || !a.g) continue;
-      for (const Node* sn : a.g->nodes())
-        for (const Value* in : sn->inputs())
-          if (in && in->owner() != a.g.get()) out->insert(in);
-      for (const Value* o : a.g->outputs())
-        if (o->owner() != a.g.get()) out->insert(o);
-      CollectCaptures(*a.g, out);
-    }
-  }
-}
-
 bool IsOnnx(const Node* n, const char* op) { return n && n->domain().empty() && n->op_type() == op; }
 
 bool IsReshapeLike(const Node* n) {
@@ -114,7 +100,7 @@ bool IsValidPerm(const std::vector<int64_t>& p) {
 
 class Simplifier {
  public:
-  Simplifier(Graph& g, PassContext& ctx) : g_(g), ctx_(ctx) { CollectCaptures(g, &captured_); }
+  Simplifier(Graph& g, PassContext& ctx) : g_(g), ctx_(ctx) { captured_ = g.SubgraphCaptures(); }
 
   // One sweep over the nodes; true when something changed.
   bool Sweep() {
