@@ -513,7 +513,10 @@ Result<std::unique_ptr<Session>> Session::FromFile(const std::string& path, cons
     s->impl_->opts = opts;
     s->impl_->source = path;
     // Options recorded in the plan apply unless the caller set them.
-    if (opts.threads == 0 && lp.options.count("threads")) s->impl_->opts.threads = std::stoi(lp.options["threads"]);
+    if (opts.threads == 0 && lp.options.count("threads")) {
+      Status ts = s->impl_->opts.Set("threads", lp.options["threads"]);
+      if (!ts.ok()) return ts.WithContext(StrCat("plan file '", path, "' records a bad option"));
+    }
     for (const Value* v : lp.plan.graph->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
     for (const Value* v : lp.plan.graph->outputs()) s->outputs_.push_back(InfoOf(v));
     auto v = std::make_unique<Variant>();
