@@ -15,21 +15,10 @@
 #include <unordered_set>
 
 #include "compiler/pass.h"
+#include "compiler/passes/pattern_util.h"
 
 namespace tessera {
 namespace {
-
-bool HasSubgraph(const Node& n) {
-  for (const auto& [k, a] : n.attrs())
-    if (a.type == AttrType::kGraph) return true;
-  return false;
-}
-
-bool IsNonDeterministic(const Node& n) {
-  const std::string& op = n.op_type();
-  return op == "RandomNormal" || op == "RandomUniform" || op == "RandomNormalLike" ||
-         op == "RandomUniformLike" || op == "Multinomial" || op == "Bernoulli" || op == "Dropout";
-}
 
 void HashCombine(size_t* h, size_t v) { *h ^= v + 0x9e3779b97f4a7c15ULL + (*h << 6) + (*h >> 2); }
 
@@ -178,7 +167,10 @@ class CsePass : public Pass {
     int64_t merged = 0;
     std::unordered_map<size_t, std::vector<Node*>> seen;
     for (Node* n : g.nodes()) {
-      if (n->is_dead() || n->num_outputs() == 0 || HasSubgraph(*n) || IsNonDeterministic(*n)) continue;
+      // Dropout may be random (training_mode): two of them are never one.
+      if (n->is_dead() || n->num_outputs() == 0 || HasSubgraph(*n) || IsNonDeterministic(*n) ||
+          n->op_type() == "Dropout")
+        continue;
       std::vector<Node*>& bucket = seen[HashNode(*n)];
       Node* same = nullptr;
       for (Node* c : bucket)

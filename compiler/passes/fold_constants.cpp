@@ -8,21 +8,10 @@
 #include <algorithm>
 
 #include "compiler/pass.h"
+#include "compiler/passes/pattern_util.h"
 
 namespace tessera {
 namespace {
-
-bool HasSubgraph(const Node& n) {
-  for (const auto& [k, a] : n.attrs())
-    if (a.type == AttrType::kGraph) return true;
-  return false;
-}
-
-bool IsNonDeterministic(const Node& n) {
-  const std::string& op = n.op_type();
-  return op == "RandomNormal" || op == "RandomUniform" || op == "RandomNormalLike" ||
-         op == "RandomUniformLike" || op == "Multinomial" || op == "Bernoulli";
-}
 
 // Shape(x) / Size(x) when x's shape is static.
 bool FoldShapeOf(Node* n, Graph& g) {

@@ -40,6 +40,7 @@
 #include <unordered_map>
 
 #include "compiler/pass.h"
+#include "compiler/passes/pattern_util.h"
 #include "graph/op_schema.h"
 
 namespace tessera {
@@ -49,28 +50,12 @@ using UseMap = std::unordered_map<const Value*, int>;
 
 bool IsOnnx(const Node* n, const char* op) { return n && n->domain().empty() && n->op_type() == op; }
 
-bool IsF32(const Value* v) { return v && v->dtype() == DType::kF32; }
-
-// A dim that is the same at run time wherever it appears: known, or a named symbol.
-bool DimsSame(const Dim& a, const Dim& b) {
-  if (a.is_known() || b.is_known()) return a.is_known() && b.is_known() && a.value == b.value;
-  return !a.symbol.empty() && a.symbol == b.symbol;
-}
-
 // Every dim known or a named symbol (so equal shapes really are equal).
 bool Definite(const Shape& s) {
   if (!s.has_rank()) return false;
   for (const Dim& d : s.dims())
-    if (!DimsSame(d, d)) return false;
+    if (!SameRuntimeDim(d, d)) return false;
   return true;
-}
-
-// The value of a constant with exactly one element (any rank), as float.
-std::optional<double> ScalarConstant(const Value* v) {
-  if (!v || !v->is_constant()) return std::nullopt;
-  const Tensor* t = v->constant();
-  if (t->num_elements() != 1 || (t->dtype() != DType::kF32 && t->dtype() != DType::kF64)) return std::nullopt;
-  return t->GetAsDouble(0);
 }
 
 // Mul(x, c) / Mul(c, x) / Div(x, c) with a scalar constant c whose broadcast
@@ -256,9 +241,9 @@ class Matcher {
     }
     const Shape& v = m->v->shape();
     for (int i = 0; i < r - 2; ++i)
-      if (!DimsSame(q.dim(i), k[static_cast<size_t>(i)]) || !DimsSame(q.dim(i), v.dim(i))) return false;
-    if (!DimsSame(q.dim(r - 1), k[static_cast<size_t>(r - 1)])) return false;
-    if (!DimsSame(k[static_cast<size_t>(r - 2)], v.dim(r - 2))) return false;
+      if (!SameRuntimeDim(q.dim(i), k[static_cast<size_t>(i)]) || !SameRuntimeDim(q.dim(i), v.dim(i))) return false;
+    if (!SameRuntimeDim(q.dim(r - 1), k[static_cast<size_t>(r - 1)])) return false;
+    if (!SameRuntimeDim(k[static_cast<size_t>(r - 2)], v.dim(r - 2))) return false;
     return true;
   }
 

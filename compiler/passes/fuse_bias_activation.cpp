@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "compiler/pass.h"
+#include "compiler/passes/pattern_util.h"
 
 namespace tessera {
 namespace {
@@ -32,16 +33,6 @@ struct Activation {
   std::string name;  // the `activation` attribute value
   std::optional<float> alpha, beta;
 };
-
-bool IsF32(const Value* v) { return v && v->dtype() == DType::kF32; }
-
-// A constant scalar-like (one element) f32 bound, or nullopt.
-std::optional<float> ScalarConstant(const Value* v) {
-  if (!v || !v->is_constant()) return std::nullopt;
-  const Tensor* t = v->constant();
-  if (t->dtype() != DType::kF32 || t->num_elements() != 1) return std::nullopt;
-  return t->data<float>()[0];
-}
 
 // The activation that node `n` applies to `x` (its data input), if fusable.
 std::optional<Activation> MatchUnaryActivation(const Node& n, const Value* x) {

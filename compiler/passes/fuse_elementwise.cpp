@@ -22,6 +22,7 @@
 #include <unordered_set>
 
 #include "compiler/pass.h"
+#include "compiler/passes/pattern_util.h"
 #include "graph/op_schema.h"
 
 namespace tessera {
@@ -42,16 +43,6 @@ struct NodeInfo {
   // Pow's exponent as an immediate when it is a one-element non-f32 constant.
   std::optional<float> imm_exponent;
 };
-
-bool IsF32(const Value* v) { return v && v->dtype() == DType::kF32; }
-
-// Value of a one-element numeric constant.
-std::optional<float> ScalarConstant(const Value* v) {
-  if (!v || !v->is_constant()) return std::nullopt;
-  const Tensor* t = v->constant();
-  if (t->num_elements() != 1 || t->dtype() == DType::kString || t->dtype() == DType::kBool) return std::nullopt;
-  return static_cast<float>(t->GetAsDouble(0));
-}
 
 size_t PresentInputs(const Node& n) {
   size_t k = n.num_inputs();

@@ -17,24 +17,13 @@
 #include <unordered_set>
 
 #include "compiler/pass.h"
+#include "compiler/passes/pattern_util.h"
 
 namespace tessera {
 namespace {
 
 bool IsOnnx(const Node* n, const char* op) {
   return n && !n->is_dead() && n->domain().empty() && n->op_type() == op;
-}
-
-// The single scalar value of a constant, if v is one.
-std::optional<double> ScalarConst(const Value* v) {
-  const Tensor* t = v ? v->constant() : nullptr;
-  if (!t || t->num_elements() != 1 || t->dtype() == DType::kString) return std::nullopt;
-  return t->GetAsDouble(0);
-}
-
-bool SameDim(const Dim& a, const Dim& b) {
-  if (a.is_known() || b.is_known()) return a.is_known() && b.is_known() && a.value == b.value;
-  return !a.symbol.empty() && a.symbol == b.symbol;
 }
 
 class LayerNormFuser {
@@ -62,7 +51,7 @@ class LayerNormFuser {
       if (IsOnnx(u, "Div") && u->input(0) == d && u->input(1) != d) {
         if (div && div != u) return false;
         div = u;
-      } else if (IsOnnx(u, "Pow") && u->input(0) == d && ScalarConst(u->input(1)) == 2.0 &&
+      } else if (IsOnnx(u, "Pow") && u->input(0) == d && ScalarConstant(u->input(1)) == 2.0 &&
                  u->input(1)->constant()->rank() <= rank) {
         if (square && square != u) return false;
         square = u;
@@ -84,7 +73,7 @@ class LayerNormFuser {
     Node* add = OnlyUser(m2->output(0));
     if (!IsOnnx(add, "Add")) return false;
     Value* eps_v = add->input(0) == m2->output(0) ? add->input(1) : add->input(0);
-    std::optional<double> eps = ScalarConst(eps_v);
+    std::optional<double> eps = ScalarConstant(eps_v);
     if (!eps || eps_v->dtype() != DType::kF32 || !(*eps >= 0.0) || eps_v->constant()->rank() > rank) return false;
     nodes.push_back(add);
     Node* sqrt = OnlyUser(add->output(0));
@@ -161,7 +150,7 @@ class LayerNormFuser {
   // gamma/beta: f32 of shape [D] (X's last dim), not computed by the pattern.
   bool IsParam(const Value* v, const Value& x, const std::vector<Node*>& pattern) const {
     if (!v || v->dtype() != DType::kF32 || !v->shape().has_rank() || v->shape().rank() != 1) return false;
-    if (!SameDim(v->shape().dim(0), x.shape().dim(x.shape().rank() - 1))) return false;
+    if (!SameRuntimeDim(v->shape().dim(0), x.shape().dim(x.shape().rank() - 1))) return false;
     for (const Node* n : pattern)
       if (v->producer() == n) return false;
     return true;
