@@ -93,6 +93,13 @@ std::string JoinNames(const std::vector<IoInfo>& v) {
 
 std::string DimsToString(const std::vector<int64_t>& d) { return Shape::FromInts(d).ToString(); }
 
+// Identifies a compiled variant: every input's name and concrete shape.
+std::string ShapeKey(const std::map<std::string, std::vector<int64_t>>& shapes, const std::vector<IoInfo>& inputs) {
+  std::string key;
+  for (const auto& in : inputs) key += in.name + DimsToString(shapes.at(in.name)) + ";";
+  return key;
+}
+
 IoInfo InfoOf(const Value* v) {
   IoInfo io;
   io.name = v->name();
@@ -385,8 +392,7 @@ Status Session::Impl::Prepare(Variant& v) {
 
 Result<Variant*> Session::Impl::GetVariant(const std::map<std::string, std::vector<int64_t>>& shapes,
                                            const std::vector<IoInfo>& inputs) {
-  std::string key;
-  for (const auto& in : inputs) key += in.name + DimsToString(shapes.at(in.name)) + ";";
+  const std::string key = ShapeKey(shapes, inputs);
   std::lock_guard<std::mutex> lock(mu);
   auto it = variants.find(key);
   if (it != variants.end()) return it->second.get();
@@ -500,6 +506,31 @@ Result<std::unique_ptr<Session>> Session::FromGraph(std::unique_ptr<Graph> model
   return s;
 }
 
+Result<std::unique_ptr<Session>> Session::FromPlan(LoadedPlan lp, const std::string& what,
+                                                   const std::string& source, const SessionOptions& opts) {
+  auto s = std::unique_ptr<Session>(new Session());
+  s->impl_->opts = opts;
+  s->impl_->source = source;
+  // Options recorded in the plan apply unless the caller set them.
+  if (opts.threads == 0 && lp.options.count("threads")) {
+    Status ts = s->impl_->opts.Set("threads", lp.options["threads"]);
+    if (!ts.ok()) return ts.WithContext(what + " records a bad option");
+  }
+  for (const Value* v : lp.plan.graph->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
+  for (const Value* v : lp.plan.graph->outputs()) s->outputs_.push_back(InfoOf(v));
+  auto v = std::make_unique<Variant>();
+  v->plan = std::move(lp.plan);
+  auto t0 = Clock::now();
+  TSR_RETURN_IF_ERROR(s->impl_->Prepare(*v).WithContext("loading " + what));
+  v->compile_ms = MsSince(t0);
+  std::map<std::string, std::vector<int64_t>> shapes;
+  for (const auto& in : s->inputs_) shapes[in.name] = in.dims;
+  v->key = ShapeKey(shapes, s->inputs_);
+  s->impl_->last_variant = v.get();
+  s->impl_->variants[v->key] = std::move(v);
+  return s;
+}
+
 Result<std::unique_ptr<Session>> Session::FromFile(const std::string& path, const SessionOptions& opts) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return NotFound("cannot open model file '", path, "'");
@@ -509,29 +540,7 @@ Result<std::unique_ptr<Session>> Session::FromFile(const std::string& path, cons
   f.close();
   if (LooksLikePlan(magic, got)) {
     TSR_ASSIGN_OR_RETURN(LoadedPlan lp, LoadPlanFile(path));
-    auto s = std::unique_ptr<Session>(new Session());
-    s->impl_->opts = opts;
-    s->impl_->source = path;
-    // Options recorded in the plan apply unless the caller set them.
-    if (opts.threads == 0 && lp.options.count("threads")) {
-      Status ts = s->impl_->opts.Set("threads", lp.options["threads"]);
-      if (!ts.ok()) return ts.WithContext(StrCat("plan file '", path, "' records a bad option"));
-    }
-    for (const Value* v : lp.plan.graph->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
-    for (const Value* v : lp.plan.graph->outputs()) s->outputs_.push_back(InfoOf(v));
-    auto v = std::make_unique<Variant>();
-    v->plan = std::move(lp.plan);
-    auto t0 = Clock::now();
-    TSR_RETURN_IF_ERROR(s->impl_->Prepare(*v).WithContext(StrCat("loading plan '", path, "'")));
-    v->compile_ms = MsSince(t0);
-    std::map<std::string, std::vector<int64_t>> shapes;
-    for (const auto& in : s->inputs_) shapes[in.name] = in.dims;
-    std::string key;
-    for (const auto& in : s->inputs_) key += in.name + DimsToString(shapes.at(in.name)) + ";";
-    v->key = key;
-    s->impl_->last_variant = v.get();
-    s->impl_->variants[key] = std::move(v);
-    return s;
+    return FromPlan(std::move(lp), StrCat("plan file '", path, "'"), path, opts);
   }
   TSR_ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, ImportOnnxFile(path, ImportOptions{opts.max_alloc_bytes, {}}));
   auto s = FromGraph(std::move(g), opts);
@@ -542,19 +551,8 @@ Result<std::unique_ptr<Session>> Session::FromFile(const std::string& path, cons
 Result<std::unique_ptr<Session>> Session::FromBytes(const void* data, size_t size, const SessionOptions& opts) {
   if (!data && size) return InvalidArgument("model bytes are null");
   if (LooksLikePlan(data, size)) {
-    // Write-free path: parse from a private copy.
     TSR_ASSIGN_OR_RETURN(LoadedPlan lp, LoadPlanBytes(data, size));
-    auto s = std::unique_ptr<Session>(new Session());
-    s->impl_->opts = opts;
-    s->impl_->source = "<bytes>";
-    for (const Value* v : lp.plan.graph->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
-    for (const Value* v : lp.plan.graph->outputs()) s->outputs_.push_back(InfoOf(v));
-    auto v = std::make_unique<Variant>();
-    v->plan = std::move(lp.plan);
-    TSR_RETURN_IF_ERROR(s->impl_->Prepare(*v));
-    s->impl_->last_variant = v.get();
-    s->impl_->variants["plan"] = std::move(v);
-    return s;
+    return FromPlan(std::move(lp), "plan bytes", "<bytes>", opts);
   }
   TSR_ASSIGN_OR_RETURN(std::unique_ptr<Graph> g, ImportOnnxBytes(data, size, "", ImportOptions{opts.max_alloc_bytes, {}}));
   auto s = FromGraph(std::move(g), opts);

@@ -23,6 +23,8 @@
 
 namespace tessera {
 
+struct LoadedPlan;  // runtime/plan_file.h
+
 struct IoInfo {
   std::string name;
   DType dtype = DType::kUndefined;
@@ -56,6 +58,9 @@ class Session {
 
  private:
   Session();
+  // A session over a loaded plan; `what` names it in errors, `source` in describe.
+  static Result<std::unique_ptr<Session>> FromPlan(LoadedPlan lp, const std::string& what,
+                                                   const std::string& source, const SessionOptions& opts);
   std::unique_ptr<Impl> impl_;
   std::vector<IoInfo> inputs_, outputs_;
 };

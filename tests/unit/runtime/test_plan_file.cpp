@@ -72,6 +72,11 @@ TEST_F(PlanFileTest, FromBytesWorks) {
   std::string b = Bytes();
   auto s = Session::FromBytes(b.data(), b.size(), SessionOptions{});
   ASSERT_TRUE(s.ok()) << s.status().ToString();
+  std::vector<Tensor> out;
+  Status st = (*s)->Run({{"x", &x_}}, {}, &out);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(std::memcmp(out[0].raw(), ref_[0].raw(), out[0].nbytes()), 0);
 }
 
 TEST_F(PlanFileTest, TruncatedFileIsRejected) {
