@@ -154,6 +154,14 @@ const OpRegistry& OpRegistry::Global() {
     RegisterTensorOps(*r);
     RegisterReductionOps(*r);
     RegisterFusedOps(*r);
+    // Registered last: a schema here replaces an older one of the same op.
+    RegisterMathOps(*r);
+    RegisterLossNormOps(*r);
+    RegisterIndexingOps(*r);
+    RegisterResizeOps(*r);
+    RegisterQuantOps(*r);
+    RegisterAttentionOps(*r);
+    RegisterRnnOps(*r);
     return r;
   }();
   return *registry;

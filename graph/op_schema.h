@@ -63,6 +63,13 @@ void RegisterNnOps(OpRegistry& r);
 void RegisterTensorOps(OpRegistry& r);
 void RegisterReductionOps(OpRegistry& r);
 void RegisterFusedOps(OpRegistry& r);  // graph/ops_fused.cpp: tessera-domain fused ops
+void RegisterMathOps(OpRegistry& r);  // graph/ops_math.cpp
+void RegisterLossNormOps(OpRegistry& r);  // graph/ops_loss_norm.cpp
+void RegisterIndexingOps(OpRegistry& r);  // graph/ops_indexing.cpp
+void RegisterResizeOps(OpRegistry& r);  // graph/ops_resize.cpp
+void RegisterQuantOps(OpRegistry& r);  // graph/ops_quant.cpp
+void RegisterAttentionOps(OpRegistry& r);  // graph/ops_attention.cpp
+void RegisterRnnOps(OpRegistry& r);  // graph/ops_rnn.cpp
 
 // Checks arity and runs inference for one node; sets its outputs' types.
 // Inferred info is merged with what the value already declares (a declared

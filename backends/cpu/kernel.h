@@ -76,7 +76,9 @@ class KernelRegistry {
   std::vector<KernelEntry> entries_;
 };
 
-// One registration function per kernel file group.
+// One registration function per kernel file group. Find() returns the first
+// registration of an op; the groups below the first seven are registered
+// first, so a newer, wider kernel replaces an older one of the same op.
 void RegisterElementwiseKernels(KernelRegistry& r);   // kernels_elementwise.cpp
 void RegisterReductionKernels(KernelRegistry& r);     // kernels_reduction.cpp (+softmax, norms)
 void RegisterTensorKernels(KernelRegistry& r);        // kernels_tensor.cpp (shape/data movement)
@@ -84,5 +86,12 @@ void RegisterDnnlKernels(KernelRegistry& r);          // kernels_dnnl.cpp (Conv,
 void RegisterFusedDnnlKernels(KernelRegistry& r);     // kernels_fused_dnnl.cpp (tessera.FusedConv/FusedGemm/FusedMatMul)
 void RegisterAttentionKernels(KernelRegistry& r);     // kernels_attention.cpp (tessera.FusedAttention)
 void RegisterFusedElementwiseKernels(KernelRegistry& r);  // kernels_fused_elementwise.cpp (tessera.FusedElementwise)
+void RegisterMathKernels(KernelRegistry& r);  // kernels_math.cpp (elementwise math over every ONNX dtype, bitwise, trig, activations)
+void RegisterLossNormKernels(KernelRegistry& r);  // kernels_loss_norm.cpp (losses, normalizations, Hardmax/CumSum/TopK-style reductions)
+void RegisterIndexingKernels(KernelRegistry& r);  // kernels_indexing.cpp (scatter/gather/one-hot/space-depth/data-dependent indexing ops)
+void RegisterResizeKernels(KernelRegistry& r);  // kernels_resize.cpp (Resize/Upsample/GridSample/AffineGrid)
+void RegisterQuantKernels(KernelRegistry& r);  // kernels_quant.cpp (Cast/CastLike over all dtypes, (de)quantization, integer matmul/conv)
+void RegisterOnnxAttentionKernels(KernelRegistry& r);  // kernels_onnx_attention.cpp (ONNX Attention and RotaryEmbedding)
+void RegisterRnnKernels(KernelRegistry& r);  // kernels_rnn.cpp (RNN/GRU/LSTM)
 
 }  // namespace tessera::cpu

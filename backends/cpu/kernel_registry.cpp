@@ -7,6 +7,13 @@ namespace tessera::cpu {
 const KernelRegistry& KernelRegistry::Get() {
   static const KernelRegistry* reg = [] {
     auto* r = new KernelRegistry();
+    RegisterMathKernels(*r);
+    RegisterLossNormKernels(*r);
+    RegisterIndexingKernels(*r);
+    RegisterResizeKernels(*r);
+    RegisterQuantKernels(*r);
+    RegisterOnnxAttentionKernels(*r);
+    RegisterRnnKernels(*r);
     RegisterElementwiseKernels(*r);
     RegisterReductionKernels(*r);
     RegisterTensorKernels(*r);

@@ -25,7 +25,7 @@ Result<std::string> ReadFileBytes(const std::string& path, const char* what);
 namespace {
 
 constexpr int64_t kMinOpset = 7;
-constexpr int64_t kMaxOpset = 21;
+constexpr int64_t kMaxOpset = 24;
 
 bool IsDefaultDomain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
 
