@@ -162,6 +162,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterQuantOps(*r);
     RegisterAttentionOps(*r);
     RegisterRnnOps(*r);
+    RegisterSignalOps(*r);
     return r;
   }();
   return *registry;

@@ -70,6 +70,7 @@ void RegisterResizeOps(OpRegistry& r);  // graph/ops_resize.cpp
 void RegisterQuantOps(OpRegistry& r);  // graph/ops_quant.cpp
 void RegisterAttentionOps(OpRegistry& r);  // graph/ops_attention.cpp
 void RegisterRnnOps(OpRegistry& r);  // graph/ops_rnn.cpp
+void RegisterSignalOps(OpRegistry& r);  // graph/ops_signal.cpp
 
 // Checks arity and runs inference for one node; sets its outputs' types.
 // Inferred info is merged with what the value already declares (a declared

@@ -93,5 +93,6 @@ void RegisterResizeKernels(KernelRegistry& r);  // kernels_resize.cpp (Resize/Up
 void RegisterQuantKernels(KernelRegistry& r);  // kernels_quant.cpp (Cast/CastLike over all dtypes, (de)quantization, integer matmul/conv)
 void RegisterOnnxAttentionKernels(KernelRegistry& r);  // kernels_onnx_attention.cpp (ONNX Attention and RotaryEmbedding)
 void RegisterRnnKernels(KernelRegistry& r);  // kernels_rnn.cpp (RNN/GRU/LSTM)
+void RegisterSignalKernels(KernelRegistry& r);  // kernels_signal.cpp (DFT/STFT, window functions, MelWeightMatrix)
 
 }  // namespace tessera::cpu

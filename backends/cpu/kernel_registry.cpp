@@ -14,6 +14,7 @@ const KernelRegistry& KernelRegistry::Get() {
     RegisterQuantKernels(*r);
     RegisterOnnxAttentionKernels(*r);
     RegisterRnnKernels(*r);
+    RegisterSignalKernels(*r);
     RegisterElementwiseKernels(*r);
     RegisterReductionKernels(*r);
     RegisterTensorKernels(*r);
