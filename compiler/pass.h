@@ -70,6 +70,7 @@ std::unique_ptr<Pass> CreateInferShapesPass();
 std::unique_ptr<Pass> CreateFoldConstantsPass();
 std::unique_ptr<Pass> CreateEliminateDeadCodePass();
 std::unique_ptr<Pass> CreateSimplifyAlgebraPass();            // passes/simplify_algebra.cpp
+std::unique_ptr<Pass> CreateInlineControlFlowPass();          // passes/inline_control_flow.cpp
 std::unique_ptr<Pass> CreateEliminateCommonSubexpressionsPass();  // passes/eliminate_common_subexpressions.cpp
 std::unique_ptr<Pass> CreateFuseConvBatchNormPass();          // passes/fuse_conv_batchnorm.cpp
 std::unique_ptr<Pass> CreateFuseLayerNormPass();              // passes/fuse_layernorm.cpp
@@ -79,8 +80,9 @@ std::unique_ptr<Pass> CreateFuseBiasActivationPass();         // passes/fuse_bia
 std::unique_ptr<Pass> CreateFuseElementwisePass();            // passes/fuse_elementwise.cpp
 
 // Pipelines by optimization level, like ONNX Runtime's levels:
-//   O0: infer_shapes
-//   O1: infer_shapes, simplify_algebra, fold_constants, eliminate_common_subexpressions,
+//   O0: infer_shapes, inline_control_flow
+//   O1: infer_shapes, simplify_algebra, fold_constants, inline_control_flow, fold_constants,
+//       eliminate_common_subexpressions,
 //       eliminate_dead_code, infer_shapes
 //   O2: O1 + fuse_conv_batchnorm, fuse_layernorm, fuse_gelu, fuse_attention,
 //       fuse_bias_activation, fuse_elementwise, eliminate_dead_code, infer_shapes

@@ -45,8 +45,8 @@ Status PassManager::Run(Graph& g, PassContext& ctx) const {
 }
 
 std::vector<std::string> KnownPassNames() {
-  return {"infer_shapes",        "simplify_algebra", "fold_constants", "eliminate_common_subexpressions",
-          "eliminate_dead_code", "fuse_conv_batchnorm", "fuse_layernorm", "fuse_gelu",
+  return {"infer_shapes",        "simplify_algebra", "fold_constants", "inline_control_flow",
+          "eliminate_common_subexpressions", "eliminate_dead_code", "fuse_conv_batchnorm", "fuse_layernorm", "fuse_gelu",
           "fuse_attention",      "fuse_bias_activation", "fuse_elementwise"};
 }
 
@@ -55,9 +55,12 @@ Result<PassManager> BuildPipeline(int opt_level) {
     return InvalidArgument("optimization level must be 0, 1 or 2, got ", opt_level);
   PassManager pm;
   pm.Add(CreateInferShapesPass());
+  if (opt_level == 0) pm.Add(CreateInlineControlFlowPass());
   if (opt_level >= 1) {
     pm.Add(CreateSimplifyAlgebraPass());
     pm.Add(CreateFoldConstantsPass());
+    pm.Add(CreateInlineControlFlowPass());  // after folding: trip counts and conditions are constants
+    pm.Add(CreateFoldConstantsPass());      // inlined bodies often compute on constants (loop counters)
     pm.Add(CreateEliminateCommonSubexpressionsPass());
     pm.Add(CreateEliminateDeadCodePass());
     pm.Add(CreateInferShapesPass());

@@ -163,6 +163,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterAttentionOps(*r);
     RegisterRnnOps(*r);
     RegisterSignalOps(*r);
+    ApplyValueInputs(*r);
     return r;
   }();
   return *registry;
@@ -184,6 +185,10 @@ const OpSchema* OpRegistry::Find(const std::string& domain, const std::string& o
   for (const auto& s : schemas_)
     if (s.domain == d && s.name == op) return &s;
   return nullptr;
+}
+
+OpSchema* OpRegistry::FindMutable(const std::string& domain, const std::string& op) {
+  return const_cast<OpSchema*>(Find(domain, op));
 }
 
 std::vector<std::string> OpRegistry::ListOps() const {

@@ -43,6 +43,13 @@ struct OpSchema {
   int min_outputs = 1;
   int max_outputs = 1;
   InferFn infer;  // sets ctx.outputs; may leave dims symbolic/unknown
+  // Inputs whose values (not only shapes) the op needs when it is compiled:
+  // shape-setting and parameter inputs (Reshape's shape, Reduce* axes, Slice
+  // starts/ends, TopK's K, ...). -1 means every input: the output shape
+  // depends on the data (NonZero, Unique, Compress). The runtime specializes
+  // a graph input that feeds one of these to a constant per distinct value
+  // (compiler/specialize.h). Set from one table, graph/op_value_inputs.cpp.
+  std::vector<int> value_inputs;
 };
 
 class OpRegistry {
@@ -50,6 +57,7 @@ class OpRegistry {
   // The process-wide registry with every built-in schema registered.
   static const OpRegistry& Global();
   void Register(OpSchema s);
+  OpSchema* FindMutable(const std::string& domain, const std::string& op);
   const OpSchema* Find(const std::string& domain, const std::string& op) const;
   std::vector<std::string> ListOps() const;  // "Conv", "tessera.FusedAttention", ...
 
@@ -71,6 +79,8 @@ void RegisterQuantOps(OpRegistry& r);  // graph/ops_quant.cpp
 void RegisterAttentionOps(OpRegistry& r);  // graph/ops_attention.cpp
 void RegisterRnnOps(OpRegistry& r);  // graph/ops_rnn.cpp
 void RegisterSignalOps(OpRegistry& r);  // graph/ops_signal.cpp
+// Sets OpSchema::value_inputs of the registered ops; runs after every Register*Ops.
+void ApplyValueInputs(OpRegistry& r);  // graph/op_value_inputs.cpp
 
 // Checks arity and runs inference for one node; sets its outputs' types.
 // Inferred info is merged with what the value already declares (a declared

@@ -1,4 +1,5 @@
-// Schemas of neural-network ops: MatMul, Gemm, Conv, pooling, normalization,
+// Schemas of neural-network ops: MatMul, Gemm, Conv, ConvTranspose, DeformConv,
+// pooling (incl. LpPool, MaxUnpool), normalization,
 // softmax, Dropout, and tessera.FusedAttention.
 #include <string>
 #include <vector>
@@ -292,6 +293,187 @@ Status InferGlobalPool(InferenceContext& ctx) {
   return Status::Ok();
 }
 
+// ConvTranspose(X [N, C, in...], W [C, M/group, k...], B [M]?) -> [N, M, out...].
+// out = output_shape when given, else in * stride for auto_pad SAME_*, else
+// stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - pad_begin - pad_end.
+Status InferConvTranspose(InferenceContext& ctx) {
+  TSR_RETURN_IF_ERROR(CheckFloat(ctx, 0));
+  TSR_RETURN_IF_ERROR(CheckSameDType(ctx, 0, 1, "X", "W"));
+  if (ctx.has_input(2)) TSR_RETURN_IF_ERROR(CheckSameDType(ctx, 0, 2, "X", "B"));
+  const Shape& x = ctx.input(0).shape;
+  const Shape& wsh = ctx.input(1).shape;
+  DType dt = FirstKnownDType(ctx.input(0).dtype, ctx.input(1).dtype);
+  if (x.has_rank() && x.rank() < 3)
+    return ctx.Error("X must have rank >= 3 ([N, C, spatial...]), got shape ", x.ToString());
+  if (wsh.has_rank() && wsh.rank() < 3)
+    return ctx.Error("W must have rank >= 3 ([C, M/group, kernel...]), got shape ", wsh.ToString());
+  if (x.has_rank() && wsh.has_rank() && x.rank() != wsh.rank())
+    return ctx.Error("X ", x.ToString(), " and W ", wsh.ToString(), " have different ranks");
+  int64_t group = ctx.node->GetInt("group", 1);
+  if (group < 1) return ctx.Error("group must be >= 1, got ", group);
+  if (!x.has_rank()) {
+    ctx.outputs[0] = TensorType{dt, Shape::UnknownRank()};
+    return Status::Ok();
+  }
+  size_t nsp = static_cast<size_t>(x.rank() - 2);
+  Dim m = Dim::Unknown();
+  std::vector<int64_t> kernel = ctx.node->GetInts("kernel_shape");
+  if (wsh.has_rank()) {
+    const Dim& cin = x.dim(1);
+    const Dim& wc = wsh.dim(0);
+    if (cin.is_known() && wc.is_known() && cin.value != wc.value)
+      return ctx.Error("X has ", cin.value, " channels but W ", wsh.ToString(), " expects ", wc.value);
+    if (wc.is_known() && wc.value % group != 0)
+      return ctx.Error("W has ", wc.value, " input channels, not divisible by group ", group);
+    if (wsh.dim(1).is_known()) m = Dim::Known(wsh.dim(1).value * group);
+    if (kernel.empty()) {
+      for (size_t i = 0; i < nsp; ++i) {
+        const Dim& kd = wsh.dim(static_cast<int>(i + 2));
+        kernel.push_back(kd.is_known() ? kd.value : -1);
+      }
+    }
+  }
+  if (ctx.has_input(2)) {
+    const Shape& b = ctx.input(2).shape;
+    if (b.has_rank() && b.rank() != 1) return ctx.Error("B must have rank 1, got shape ", b.ToString());
+    if (b.has_rank()) {
+      TSR_ASSIGN_OR_RETURN(m, UnifyDims(ctx, m, b.dim(0), "B size differs from output channels"));
+    }
+  }
+  std::vector<Dim> out{x.dim(0), m};
+  std::vector<int64_t> oshape = ctx.node->GetInts("output_shape");
+  if (!oshape.empty()) {
+    if (oshape.size() == nsp + 2) oshape.erase(oshape.begin(), oshape.begin() + 2);
+    if (oshape.size() != nsp)
+      return ctx.Error("output_shape has ", oshape.size(), " values, expected ", nsp, " (one per spatial dim)");
+    for (int64_t v : oshape) {
+      if (v < 0) return ctx.Error("output_shape values must be >= 0");
+      out.push_back(Dim::Known(v));
+    }
+    ctx.outputs[0] = TensorType{dt, Shape(std::move(out))};
+    return Status::Ok();
+  }
+  bool kernel_known = kernel.size() == nsp;
+  for (int64_t k : kernel) kernel_known = kernel_known && k >= 1;
+  if (!kernel_known) {
+    out.resize(nsp + 2, Dim::Unknown());
+    ctx.outputs[0] = TensorType{dt, Shape(std::move(out))};
+    return Status::Ok();
+  }
+  TSR_ASSIGN_OR_RETURN(WindowAttrs w, ReadWindowAttrs(ctx, nsp, kernel));
+  if (w.ceil_mode) return ctx.Error("attribute ceil_mode is not valid for ConvTranspose");
+  std::vector<int64_t> opad = ctx.node->GetInts("output_padding", std::vector<int64_t>(nsp, 0));
+  if (opad.size() != nsp) return ctx.Error("output_padding has ", opad.size(), " values, expected ", nsp);
+  for (size_t i = 0; i < nsp; ++i) {
+    const Dim& in = x.dim(static_cast<int>(i + 2));
+    if (!in.is_known()) {
+      out.push_back(Dim::Unknown());
+      continue;
+    }
+    if (opad[i] < 0) return ctx.Error("output_padding must be >= 0 at spatial dim ", i);
+    int64_t o;
+    if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") {
+      o = in.value * w.strides[i];
+    } else {
+      int64_t pb = w.auto_pad == "VALID" ? 0 : w.pads[i], pe = w.auto_pad == "VALID" ? 0 : w.pads[i + nsp];
+      o = w.strides[i] * (in.value - 1) + opad[i] + (w.kernel[i] - 1) * w.dilations[i] + 1 - pb - pe;
+    }
+    if (o < 0) return ctx.Error("spatial dim ", i, ": computed output size ", o, " is negative");
+    out.push_back(Dim::Known(o));
+  }
+  ctx.outputs[0] = TensorType{dt, Shape(std::move(out))};
+  return Status::Ok();
+}
+
+// MaxUnpool(X, I [, output_shape]): output_shape (a constant) when given, else
+// (in - 1) * stride + kernel - pad_begin - pad_end per spatial dim.
+Status InferMaxUnpool(InferenceContext& ctx) {
+  TSR_RETURN_IF_ERROR(CheckFloat(ctx, 0));
+  DType it = ctx.input(1).dtype;
+  if (it != DType::kUndefined && it != DType::kI64)
+    return ctx.Error("indices I have dtype ", DTypeName(it), ", expected i64");
+  DType dt = ctx.input(0).dtype;
+  const Shape& x = ctx.input(0).shape;
+  if (x.has_rank() && x.rank() < 3)
+    return ctx.Error("X must have rank >= 3 ([N, C, spatial...]), got shape ", x.ToString());
+  if (!ctx.node->has_attr("kernel_shape")) return ctx.Error("attribute kernel_shape is required");
+  if (ctx.has_input(2)) {
+    if (const Tensor* t = ctx.constant(2)) {
+      std::vector<Dim> d;
+      for (int64_t i = 0; i < t->num_elements(); ++i) {
+        int64_t v = static_cast<int64_t>(t->GetAsDouble(i));
+        if (v < 0) return ctx.Error("output_shape has a negative value ", v);
+        d.push_back(Dim::Known(v));
+      }
+      if (x.has_rank() && static_cast<int64_t>(d.size()) != x.rank())
+        return ctx.Error("output_shape has ", d.size(), " values, X has rank ", x.rank());
+      ctx.outputs[0] = TensorType{dt, Shape(std::move(d))};
+    } else {
+      ctx.outputs[0] = TensorType{dt, x.has_rank() ? Shape(std::vector<Dim>(static_cast<size_t>(x.rank()),
+                                                                              Dim::Unknown()))
+                                                   : Shape::UnknownRank()};
+    }
+    return Status::Ok();
+  }
+  if (!x.has_rank()) {
+    ctx.outputs[0] = TensorType{dt, Shape::UnknownRank()};
+    return Status::Ok();
+  }
+  size_t nsp = static_cast<size_t>(x.rank() - 2);
+  TSR_ASSIGN_OR_RETURN(WindowAttrs w, ReadWindowAttrs(ctx, nsp, ctx.node->GetInts("kernel_shape")));
+  std::vector<Dim> out{x.dim(0), x.dim(1)};
+  for (size_t i = 0; i < nsp; ++i) {
+    const Dim& in = x.dim(static_cast<int>(i + 2));
+    if (!in.is_known()) {
+      out.push_back(Dim::Unknown());
+      continue;
+    }
+    int64_t o = (in.value - 1) * w.strides[i] + w.kernel[i] - w.pads[i] - w.pads[i + nsp];
+    if (o < 0) return ctx.Error("spatial dim ", i, ": computed output size ", o, " is negative");
+    out.push_back(Dim::Known(o));
+  }
+  ctx.outputs[0] = TensorType{dt, Shape(std::move(out))};
+  return Status::Ok();
+}
+
+// DeformConv(X [N, C, H, W], W [M, C/group, kH, kW], offset, B?, mask?) -> [N, M, oH, oW].
+Status InferDeformConv(InferenceContext& ctx) {
+  TSR_RETURN_IF_ERROR(CheckFloat(ctx, 0));
+  TSR_RETURN_IF_ERROR(CheckSameDType(ctx, 0, 1, "X", "W"));
+  TSR_RETURN_IF_ERROR(CheckSameDType(ctx, 0, 2, "X", "offset"));
+  DType dt = FirstKnownDType(ctx.input(0).dtype, ctx.input(1).dtype);
+  const Shape& x = ctx.input(0).shape;
+  const Shape& wsh = ctx.input(1).shape;
+  if (x.has_rank() && x.rank() < 3)
+    return ctx.Error("X must have rank >= 3 ([N, C, spatial...]), got shape ", x.ToString());
+  if (x.has_rank() && wsh.has_rank() && x.rank() != wsh.rank())
+    return ctx.Error("X ", x.ToString(), " and W ", wsh.ToString(), " have different ranks");
+  if (!x.has_rank()) {
+    ctx.outputs[0] = TensorType{dt, Shape::UnknownRank()};
+    return Status::Ok();
+  }
+  size_t nsp = static_cast<size_t>(x.rank() - 2);
+  std::vector<int64_t> kernel = ctx.node->GetInts("kernel_shape");
+  Dim m = wsh.has_rank() ? wsh.dim(0) : Dim::Unknown();
+  if (kernel.empty() && wsh.has_rank())
+    for (size_t i = 0; i < nsp; ++i) {
+      const Dim& kd = wsh.dim(static_cast<int>(i + 2));
+      kernel.push_back(kd.is_known() ? kd.value : -1);
+    }
+  bool kernel_known = kernel.size() == nsp;
+  for (int64_t k : kernel) kernel_known = kernel_known && k >= 1;
+  std::vector<Dim> out{x.dim(0), m};
+  if (!kernel_known) {
+    out.resize(nsp + 2, Dim::Unknown());
+  } else {
+    TSR_ASSIGN_OR_RETURN(WindowAttrs w, ReadWindowAttrs(ctx, nsp, kernel));
+    TSR_ASSIGN_OR_RETURN(std::vector<Dim> sp, SpatialOutputs(ctx, x, w));
+    out.insert(out.end(), sp.begin(), sp.end());
+  }
+  ctx.outputs[0] = TensorType{dt, Shape(std::move(out))};
+  return Status::Ok();
+}
+
 // Inputs X, scale, B, mean, var. Outputs Y and, in training mode, running
 // mean/var (opset 14+) or mean, var, saved mean, saved var (before 14).
 Status InferBatchNorm(InferenceContext& ctx) {
@@ -459,6 +641,11 @@ void RegisterNnOps(OpRegistry& r) {
   Reg(r, "AveragePool", 1, 1, 1, 1, InferPool);
   Reg(r, "GlobalAveragePool", 1, 1, 1, 1, InferGlobalPool);
   Reg(r, "GlobalMaxPool", 1, 1, 1, 1, InferGlobalPool);
+  Reg(r, "LpPool", 1, 1, 1, 1, InferPool);
+  Reg(r, "GlobalLpPool", 1, 1, 1, 1, InferGlobalPool);
+  Reg(r, "ConvTranspose", 2, 3, 1, 1, InferConvTranspose);
+  Reg(r, "MaxUnpool", 2, 3, 1, 1, InferMaxUnpool);
+  Reg(r, "DeformConv", 3, 5, 1, 1, InferDeformConv);
   Reg(r, "BatchNormalization", 5, 5, 1, 5, InferBatchNorm);
   Reg(r, "LayerNormalization", 2, 3, 1, 3, InferLayerNorm);
   Reg(r, "Softmax", 1, 1, 1, 1, InferSoftmax);

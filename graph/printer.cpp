@@ -44,7 +44,7 @@ std::string TensorValues(const Tensor& t) {
   for (int64_t i = 0; i < shown; ++i) {
     if (i) s += ", ";
     if (t.dtype() == DType::kString) s += Quote(t.strings()[static_cast<size_t>(i)]);
-    else if (IsFloatDType(t.dtype())) s += FloatText(t.GetAsDouble(i), t.dtype() != DType::kF64);
+    else if (IsAnyFloatDType(t.dtype())) s += FloatText(t.GetAsDouble(i), t.dtype() != DType::kF64);
     else if (t.dtype() == DType::kU64) s += std::to_string(t.data<uint64_t>()[i]);
     else if (t.dtype() == DType::kBool) s += t.GetAsInt64(i) ? "true" : "false";
     else s += std::to_string(t.GetAsInt64(i));

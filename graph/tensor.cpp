@@ -1,7 +1,9 @@
 #include "graph/tensor.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 namespace tessera {
 namespace {
@@ -72,6 +74,10 @@ double Tensor::GetAsDouble(int64_t i) const {
     case DType::kF64: return data<double>()[i];
     case DType::kF16: return HalfToFloat(data<uint16_t>()[i]);
     case DType::kBF16: return BF16ToFloat(data<uint16_t>()[i]);
+    case DType::kF8E4M3FN: case DType::kF8E4M3FNUZ: case DType::kF8E5M2: case DType::kF8E5M2FNUZ:
+    case DType::kF4E2M1:
+      return MiniFloatToFloat(dtype_, data<uint8_t>()[i]);
+    case DType::kF8E8M0: return E8M0ToFloat(data<uint8_t>()[i]);
     default: return static_cast<double>(GetAsInt64(i));
   }
 }
@@ -87,8 +93,17 @@ int64_t Tensor::GetAsInt64(int64_t i) const {
     case DType::kU32: return data<uint32_t>()[i];
     case DType::kU64: return static_cast<int64_t>(data<uint64_t>()[i]);
     case DType::kBool: return data<uint8_t>()[i] ? 1 : 0;
-    case DType::kF32: case DType::kF64: case DType::kF16: case DType::kBF16:
-      return static_cast<int64_t>(GetAsDouble(i));
+    case DType::kI4: return data<int8_t>()[i];  // unpacked, sign-extended
+    case DType::kU4: return data<uint8_t>()[i];
+    case DType::kF32: case DType::kF64: case DType::kF16: case DType::kBF16: case DType::kF8E4M3FN:
+    case DType::kF8E4M3FNUZ: case DType::kF8E5M2: case DType::kF8E5M2FNUZ: case DType::kF4E2M1:
+    case DType::kF8E8M0: {
+      const double d = GetAsDouble(i);  // truncates; NaN -> 0, out of range saturates
+      if (std::isnan(d)) return 0;
+      if (d >= 9.2233720368547758e18) return std::numeric_limits<int64_t>::max();
+      if (d <= -9.2233720368547758e18) return std::numeric_limits<int64_t>::min();
+      return static_cast<int64_t>(d);
+    }
     default: return 0;
   }
 }

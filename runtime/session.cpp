@@ -14,6 +14,7 @@
 #include "compiler/lower.h"
 #include "compiler/partition.h"
 #include "compiler/pass.h"
+#include "compiler/specialize.h"
 #include "graph/onnx/onnx_import.h"
 #include "runtime/backend_registry.h"
 #include "runtime/plan_file.h"
@@ -60,6 +61,7 @@ struct ExecContext {
 
 struct Variant {
   std::string key;
+  std::vector<std::string> specialized;  // inputs compiled in as constants (compiler/specialize.h)
   Plan plan;
   std::vector<OpenDevice*> devices;  // per plan device
   std::vector<SegmentExec> segments;
@@ -100,6 +102,29 @@ std::string ShapeKey(const std::map<std::string, std::vector<int64_t>>& shapes, 
   return key;
 }
 
+using FeedMap = std::map<std::string, const Tensor*>;
+
+// The values of the value-specialized inputs, appended to the shape key.
+// Bytes are kept whole (not hashed) so that two values never share a variant.
+Result<std::string> ValueKey(const std::set<std::string>& names, const FeedMap& feeds) {
+  std::string key;
+  for (const auto& n : names) {
+    auto it = feeds.find(n);
+    if (it == feeds.end()) return Internal("no value for specialized input '", n, "'");
+    const Tensor& t = *it->second;
+    key += "|" + n + "=";
+    if (t.dtype() == DType::kString) {
+      for (const auto& str : t.strings()) key += std::to_string(str.size()) + ":" + str;
+    } else {
+      key.append(static_cast<const char*>(t.raw()), t.nbytes());
+    }
+  }
+  return key;
+}
+
+// Most compiled variants a session keeps (shapes x specialized values).
+constexpr size_t kMaxVariants = 256;
+
 IoInfo InfoOf(const Value* v) {
   IoInfo io;
   io.name = v->name();
@@ -133,6 +158,7 @@ struct Session::Impl {
   std::map<std::string, std::unique_ptr<OpenDevice>> devices;
   std::map<std::string, std::unique_ptr<Variant>> variants;
   Variant* last_variant = nullptr;
+  std::set<std::string> value_inputs;  // inputs specialized by value (grows as compiles discover them)
   std::atomic<int64_t> runs{0};
   std::atomic<uint64_t> live_bytes{0};
   std::atomic<uint64_t> peak_bytes{0};
@@ -145,10 +171,15 @@ struct Session::Impl {
   Result<OpenDevice*> OpenRole(const std::string& role);
   Result<std::vector<std::string>> ResolveRoles();
   Result<std::vector<Tensor>> EvaluateOnCpu(const Node& node);
-  Result<std::unique_ptr<Variant>> Compile(const std::map<std::string, std::vector<int64_t>>& shapes);
+  // Returns null (and the inputs in *need) when the graph needs the values
+  // of inputs that are not specialized yet.
+  Result<std::unique_ptr<Variant>> Compile(const std::map<std::string, std::vector<int64_t>>& shapes,
+                                           const FeedMap& feeds, std::set<std::string>* need);
   Status Prepare(Variant& v);
-  Result<Variant*> GetVariant(const std::map<std::string, std::vector<int64_t>>& shapes,
-                              const std::vector<IoInfo>& inputs);
+  // `feeds` is null when no input values are known (eager compile at load):
+  // then a model that needs input values returns null with *deferred set.
+  Result<Variant*> GetVariant(const std::map<std::string, std::vector<int64_t>>& shapes, const FeedMap* feeds,
+                              const std::vector<IoInfo>& inputs, bool* deferred = nullptr);
   Result<ExecContext*> Acquire(Variant& v);
   void Release(Variant& v, ExecContext* c);
 };
@@ -269,7 +300,8 @@ Result<std::vector<Tensor>> Session::Impl::EvaluateOnCpu(const Node& node) {
 
 // ---- compilation ----------------------------------------------------------------
 
-Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::string, std::vector<int64_t>>& shapes) {
+Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::string, std::vector<int64_t>>& shapes,
+                                                       const FeedMap& feeds, std::set<std::string>* need) {
   auto t0 = Clock::now();
   std::unique_ptr<Graph> g = model->Clone();
   for (Value* in : g->RuntimeInputs()) {
@@ -277,6 +309,9 @@ Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::stri
     if (it == shapes.end()) return Internal("no shape bound for input '", in->name(), "'");
     in->set_type(TensorType{in->dtype(), Shape::FromInts(it->second)});
   }
+  FeedMap specialized;
+  for (const auto& n : value_inputs) specialized[n] = feeds.at(n);
+  TSR_RETURN_IF_ERROR(SpecializeInputs(*g, specialized));
   TSR_ASSIGN_OR_RETURN(PassManager pm, BuildPipeline(opts.opt_level));
   PassContext ctx;
   ctx.opt_level = opts.opt_level;
@@ -292,6 +327,10 @@ Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::stri
   if (BackendRegistry::Get().Find("cpu") && BackendRegistry::Get().Find("cpu")->usable())
     ctx.evaluator = [this](const Node& n) { return EvaluateOnCpu(n); };
   TSR_RETURN_IF_ERROR(pm.Run(*g, ctx));
+  need->clear();
+  for (const auto& n : FindValueInputs(*g))
+    if (!value_inputs.count(n)) need->insert(n);
+  if (!need->empty()) return std::unique_ptr<Variant>();
   UniquifyNodeNames(*g);
 
   TSR_ASSIGN_OR_RETURN(std::vector<std::string> roles, ResolveRoles());
@@ -321,6 +360,7 @@ Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::stri
   plan.imported_nodes = static_cast<int64_t>(model->num_nodes());
   auto v = std::make_unique<Variant>();
   v->plan = std::move(plan);
+  v->specialized.assign(value_inputs.begin(), value_inputs.end());
   TSR_RETURN_IF_ERROR(Prepare(*v));
   v->compile_ms = MsSince(t0);
   return v;
@@ -391,25 +431,47 @@ Status Session::Impl::Prepare(Variant& v) {
 }
 
 Result<Variant*> Session::Impl::GetVariant(const std::map<std::string, std::vector<int64_t>>& shapes,
-                                           const std::vector<IoInfo>& inputs) {
-  const std::string key = ShapeKey(shapes, inputs);
+                                           const FeedMap* feeds, const std::vector<IoInfo>& inputs,
+                                           bool* deferred) {
   std::lock_guard<std::mutex> lock(mu);
-  auto it = variants.find(key);
-  if (it != variants.end()) return it->second.get();
-  if (!model) {
-    // A plan has exactly one variant, compiled for fixed shapes.
-    Variant* only = variants.begin()->second.get();
-    std::string want;
-    for (const Value* in : only->plan.graph->RuntimeInputs()) want += " " + in->name() + in->shape().ToString();
-    return InvalidArgument("this plan was compiled for input shapes", want, "; got ", key,
-                           " (compile the model again for these shapes)");
+  static const FeedMap kNoFeeds;
+  std::string key;
+  for (;;) {
+    if (!feeds && !value_inputs.empty()) {
+      if (deferred) *deferred = true;
+      return nullptr;
+    }
+    TSR_ASSIGN_OR_RETURN(std::string vkey, ValueKey(value_inputs, feeds ? *feeds : kNoFeeds));
+    key = ShapeKey(shapes, inputs) + vkey;
+    auto it = variants.find(key);
+    if (it != variants.end()) return it->second.get();
+    if (!model) break;
+    if (variants.size() >= kMaxVariants) {
+      std::string names;
+      for (const auto& n : value_inputs) names += " " + n;
+      return Unsupported("the session already holds ", kMaxVariants,
+                               " compiled variants (one per set of input shapes",
+                               value_inputs.empty() ? "" : " and values of the inputs" + names,
+                               "); this model's shapes change on every run, which Tessera does not support yet");
+    }
+    std::set<std::string> need;
+    TSR_ASSIGN_OR_RETURN(std::unique_ptr<Variant> v, Compile(shapes, feeds ? *feeds : kNoFeeds, &need));
+    if (v) {
+      v->key = key;
+      Variant* raw = v.get();
+      variants[key] = std::move(v);
+      last_variant = raw;
+      return raw;
+    }
+    // The graph needs the values of more inputs: specialize them and retry.
+    value_inputs.insert(need.begin(), need.end());
   }
-  TSR_ASSIGN_OR_RETURN(std::unique_ptr<Variant> v, Compile(shapes));
-  v->key = key;
-  Variant* raw = v.get();
-  variants[key] = std::move(v);
-  last_variant = raw;
-  return raw;
+  // A plan has exactly one variant, compiled for fixed shapes.
+  Variant* only = variants.begin()->second.get();
+  std::string want;
+  for (const Value* in : only->plan.graph->RuntimeInputs()) want += " " + in->name() + in->shape().ToString();
+  return InvalidArgument("this plan was compiled for input shapes", want, "; got ", key,
+                         " (compile the model again for these shapes)");
 }
 
 Result<ExecContext*> Session::Impl::Acquire(Variant& v) {
@@ -500,7 +562,8 @@ Result<std::unique_ptr<Session>> Session::FromGraph(std::unique_ptr<Graph> model
     shapes[in.name] = d;
   }
   if (all_known) {
-    TSR_ASSIGN_OR_RETURN(Variant * v, s->impl_->GetVariant(shapes, s->inputs_));
+    bool deferred = false;  // the model needs input values: compile on the first run
+    TSR_ASSIGN_OR_RETURN(Variant * v, s->impl_->GetVariant(shapes, nullptr, s->inputs_, &deferred));
     (void)v;
   }
   return s;
@@ -602,7 +665,7 @@ Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& fe
     }
     shapes[in.name] = t->dims();
   }
-  TSR_ASSIGN_OR_RETURN(Variant * v, impl_->GetVariant(shapes, inputs_));
+  TSR_ASSIGN_OR_RETURN(Variant * v, impl_->GetVariant(shapes, &by_name, inputs_));
 
   // Which outputs.
   std::vector<size_t> out_idx;
@@ -718,6 +781,12 @@ Status Session::SavePlan(const std::string& path) {
         if (!n.empty()) syms += " " + n;
     return FailedPrecondition("the model has unbound symbolic dims (", syms,
                               " ); bind them (option dim.<name>, --dim NAME=N) or run once before saving a plan");
+  }
+  if (!v->specialized.empty()) {
+    std::string names;
+    for (const auto& n : v->specialized) names += " " + n;
+    return FailedPrecondition("the compiled plan has the values of input(s)", names,
+                              " built in (they set shapes or parameters); a plan file cannot hold that yet");
   }
   return SavePlanFile(v->plan, impl_->opts.ToMap(), path);
 }

@@ -3,7 +3,10 @@
 // include/tessera/backend.h, never the core's graph/compiler/runtime headers.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -46,6 +49,9 @@ inline size_t DTypeSize(int32_t dt) {
     case TSR_DTYPE_U8: case TSR_DTYPE_I8: case TSR_DTYPE_BOOL: return 1;
     case TSR_DTYPE_U16: case TSR_DTYPE_I16: case TSR_DTYPE_F16: case TSR_DTYPE_BF16: return 2;
     case TSR_DTYPE_I64: case TSR_DTYPE_F64: case TSR_DTYPE_U64: return 8;
+    // One byte each: float8 patterns; i4/u4/f4e2m1 unpacked (see backend.h).
+    case TSR_DTYPE_F8E4M3FN: case TSR_DTYPE_F8E4M3FNUZ: case TSR_DTYPE_F8E5M2: case TSR_DTYPE_F8E5M2FNUZ:
+    case TSR_DTYPE_U4: case TSR_DTYPE_I4: case TSR_DTYPE_F4E2M1: case TSR_DTYPE_F8E8M0: return 1;
     default: return 0;
   }
 }
@@ -57,8 +63,189 @@ inline const char* DTypeName(int32_t dt) {
     case TSR_DTYPE_I64: return "i64";   case TSR_DTYPE_STRING: return "string"; case TSR_DTYPE_BOOL: return "bool";
     case TSR_DTYPE_F16: return "f16";   case TSR_DTYPE_F64: return "f64";  case TSR_DTYPE_U32: return "u32";
     case TSR_DTYPE_U64: return "u64";   case TSR_DTYPE_BF16: return "bf16";
+    case TSR_DTYPE_F8E4M3FN: return "f8e4m3fn";   case TSR_DTYPE_F8E4M3FNUZ: return "f8e4m3fnuz";
+    case TSR_DTYPE_F8E5M2: return "f8e5m2";       case TSR_DTYPE_F8E5M2FNUZ: return "f8e5m2fnuz";
+    case TSR_DTYPE_U4: return "u4";               case TSR_DTYPE_I4: return "i4";
+    case TSR_DTYPE_F4E2M1: return "f4e2m1";       case TSR_DTYPE_F8E8M0: return "f8e8m0";
     default: return "undefined";
   }
+}
+
+// ---- narrow float formats ---------------------------------------------------------
+// Plugin-side copy of graph/dtype.h's MiniFloatToFloat / FloatToMiniFloat /
+// E8M0 conversions (plugins may not include graph/; a unit test checks both
+// copies agree on every bit pattern). Minifloats: the four float8 formats and
+// f4e2m1. Encoding rounds to nearest even; saturate clamps overflow and +-inf
+// to +-max, else overflow becomes inf (e5m2) or NaN; f4e2m1 always saturates
+// and maps NaN to 0x8, as ONNX's reference does.
+
+inline bool IsMiniFloatDType(int32_t dt) {
+  return dt == TSR_DTYPE_F8E4M3FN || dt == TSR_DTYPE_F8E4M3FNUZ || dt == TSR_DTYPE_F8E5M2 ||
+         dt == TSR_DTYPE_F8E5M2FNUZ || dt == TSR_DTYPE_F4E2M1;
+}
+
+namespace minifloat {
+
+enum Kind { kIeee, kFn, kFnuz, kFinite };
+struct Format {
+  int exp_bits, man_bits, bias;
+  Kind kind;
+};
+
+inline Format FormatOf(int32_t dt) {
+  switch (dt) {
+    case TSR_DTYPE_F8E4M3FN: return {4, 3, 7, kFn};
+    case TSR_DTYPE_F8E4M3FNUZ: return {4, 3, 8, kFnuz};
+    case TSR_DTYPE_F8E5M2: return {5, 2, 15, kIeee};
+    case TSR_DTYPE_F8E5M2FNUZ: return {5, 2, 16, kFnuz};
+    default: return {2, 1, 1, kFinite};  // f4e2m1
+  }
+}
+
+inline uint32_t MaxCode(const Format& f) {
+  const uint32_t all = (1u << (f.exp_bits + f.man_bits)) - 1;
+  if (f.kind == kFn) return all - 1;
+  if (f.kind == kIeee) return all - (1u << f.man_bits);
+  return all;
+}
+
+inline double Decode(const Format& f, uint32_t bits) {
+  const int width = f.exp_bits + f.man_bits;
+  const uint32_t sign = (bits >> width) & 1u;
+  const uint32_t mag = bits & ((1u << width) - 1);
+  const uint32_t e = mag >> f.man_bits;
+  const uint32_t m = mag & ((1u << f.man_bits) - 1);
+  if (f.kind == kFnuz && sign && mag == 0) return std::nan("");
+  if (f.kind == kFn && mag == (1u << width) - 1) return sign ? -std::nan("") : std::nan("");
+  if (f.kind == kIeee && e == (1u << f.exp_bits) - 1) {
+    if (m != 0) return sign ? -std::nan("") : std::nan("");
+    return sign ? -HUGE_VAL : HUGE_VAL;
+  }
+  const double v = e == 0 ? std::ldexp(static_cast<double>(m), 1 - f.bias - f.man_bits)
+                          : std::ldexp(1.0 + std::ldexp(static_cast<double>(m), -f.man_bits),
+                                       static_cast<int>(e) - f.bias);
+  return sign ? -v : v;
+}
+
+inline uint8_t Encode(const Format& f, double x, bool saturate) {
+  const int width = f.exp_bits + f.man_bits;
+  const uint32_t sign_bit = 1u << width;
+  const uint32_t sign = std::signbit(x) ? sign_bit : 0;
+  const uint32_t max_code = MaxCode(f);
+  const double max_val = Decode(f, max_code);
+  uint32_t nan_code = sign_bit;  // fnuz; f4e2m1 (-0, as the reference)
+  if (f.kind == kFn) nan_code = sign | (sign_bit - 1);
+  if (f.kind == kIeee) nan_code = sign | (sign_bit - (1u << (f.man_bits - 1)));
+  uint32_t overflow_code = nan_code;
+  if (f.kind == kIeee) overflow_code = sign | (max_code + 1);
+  if (f.kind == kFinite) overflow_code = sign | max_code;
+  if (std::isnan(x)) return static_cast<uint8_t>(nan_code);
+  double a = std::fabs(x);
+  if (saturate || f.kind == kFinite) {
+    if (a > max_val) a = max_val;
+  } else if (std::isinf(a)) {
+    return static_cast<uint8_t>(overflow_code);
+  }
+  const int emin = 1 - f.bias;
+  double v = 0;
+  if (a != 0) {
+    int ex = 0;
+    std::frexp(a, &ex);
+    const int scale = std::max(ex - 1, emin) - f.man_bits;
+    v = std::ldexp(std::nearbyint(std::ldexp(a, -scale)), scale);
+  }
+  if (v > max_val) return static_cast<uint8_t>(overflow_code);
+  if (v == 0) return static_cast<uint8_t>(f.kind == kFnuz ? 0 : sign);
+  int ex = 0;
+  std::frexp(v, &ex);
+  const int ue = ex - 1;
+  uint32_t code;
+  if (ue < emin) {
+    code = static_cast<uint32_t>(std::ldexp(v, f.man_bits - emin));
+  } else {
+    code = (static_cast<uint32_t>(ue + f.bias) << f.man_bits) |
+           (static_cast<uint32_t>(std::ldexp(v, f.man_bits - ue)) - (1u << f.man_bits));
+  }
+  return static_cast<uint8_t>(sign | code);
+}
+
+}  // namespace minifloat
+
+// `dt` must satisfy IsMiniFloatDType.
+inline float MiniFloatToFloat(int32_t dt, uint8_t bits) {
+  return static_cast<float>(minifloat::Decode(minifloat::FormatOf(dt), bits));
+}
+inline uint8_t FloatToMiniFloat(int32_t dt, float x, bool saturate) {
+  return minifloat::Encode(minifloat::FormatOf(dt), x, saturate);
+}
+
+// f8e8m0: 2^(bits-127), 0xFF = NaN. Encoding ignores the sign; NaN/inf -> 0xFF.
+enum class E8M0Round { kUp, kDown, kNearest };
+inline float E8M0ToFloat(uint8_t bits) {
+  return bits == 0xFF ? std::nanf("") : std::ldexp(1.0f, static_cast<int>(bits) - 127);
+}
+inline uint8_t FloatToE8M0(float f, bool saturate, E8M0Round mode) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t e = (x >> 23) & 0xFFu;
+  if (e == 0xFFu) return 0xFF;
+  bool up = false;
+  if (mode == E8M0Round::kUp) {
+    up = (x & 0x7FFFFFu) != 0;
+  } else if (mode == E8M0Round::kNearest) {
+    const bool g = (x & 0x400000u) != 0, r = (x & 0x200000u) != 0, s = (x & 0x1FFFFFu) != 0;
+    up = g && (r || s || e > 0);
+  }
+  if (up && saturate && e == 0xFEu) up = false;
+  return static_cast<uint8_t>(e + (up ? 1 : 0));
+}
+
+// IEEE half / bfloat16 <-> float (round to nearest even; NaN stays NaN).
+inline float HalfBitsToFloat(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+  float f;
+  if (e == 0) {
+    f = std::ldexp(static_cast<float>(m), -24);
+    return sign ? -f : f;
+  }
+  uint32_t bits = e == 0x1f ? (sign | 0x7f800000u | (m << 13)) : (sign | ((e + 112) << 23) | (m << 13));
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline uint16_t FloatToHalfBits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t a = x & 0x7fffffffu;
+  if (a >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (a > 0x7f800000u ? 0x200u : 0));
+  if (a >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);
+  if (a < 0x38800000u) {  // half subnormal or zero
+    if (a < 0x33000000u) return static_cast<uint16_t>(sign);
+    const uint32_t e = a >> 23;
+    const uint32_t m = (a & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - e;
+    uint32_t hm = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (hm & 1u))) ++hm;
+    return static_cast<uint16_t>(sign | hm);
+  }
+  uint32_t h = (((a >> 23) - 112) << 10) | ((a & 0x7fffffu) >> 13);
+  const uint32_t rem = a & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+inline float BF16BitsToFloat(uint16_t b) {
+  const uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+inline uint16_t FloatToBF16Bits(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
+  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
 // Attribute lookup on a node view.

@@ -6,6 +6,7 @@
 // dims and run one pass per reduced group (innermost first); every pass is
 // out[o, i] = reduce_r in[o, r, i], with a contiguous fast path when i has
 // size 1 and an inner-vectorised path otherwise.
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -271,6 +272,236 @@ Err CreateReduce(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   return Err::Ok();
 }
 
+// ---- generic reductions (every dtype and every Reduce* op) --------------------------------------------
+
+enum class GKind { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, kSumSquare };
+
+float HalfBitsToFloat(uint16_t h) {
+  const uint32_t s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
+  if (e == 0) {
+    const float v = std::ldexp(static_cast<float>(m), -24);
+    return s ? -v : v;
+  }
+  const uint32_t f = e == 31 ? ((s << 31) | 0x7f800000u | (m << 13)) : ((s << 31) | ((e + 112u) << 23) | (m << 13));
+  return std::bit_cast<float>(f);
+}
+
+// Round to nearest even; overflow gives inf, NaN stays NaN.
+uint16_t FloatToHalfBits(float f) {
+  const uint32_t x = std::bit_cast<uint32_t>(f);
+  const uint32_t s = (x >> 16) & 0x8000u;
+  const int32_t e = static_cast<int32_t>((x >> 23) & 0xffu);
+  uint32_t m = x & 0x7fffffu;
+  if (e == 255) return static_cast<uint16_t>(s | 0x7c00u | (m ? 0x200u : 0u));
+  const int32_t he = e - 127 + 15;
+  if (he >= 31) return static_cast<uint16_t>(s | 0x7c00u);
+  if (he <= 0) {
+    if (he < -10) return static_cast<uint16_t>(s);
+    m |= 0x800000u;
+    const int shift = 14 - he;
+    uint32_t hm = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (hm & 1u))) ++hm;
+    return static_cast<uint16_t>(s | hm);
+  }
+  uint32_t out = s | (static_cast<uint32_t>(he) << 10) | (m >> 13);
+  const uint32_t rem = m & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (out & 1u))) ++out;
+  return static_cast<uint16_t>(out);
+}
+
+bool IsFloatDT(int32_t dt) {
+  return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F64 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16;
+}
+
+template <typename T>
+double GetAs(const void* p, int64_t i) {
+  return static_cast<double>(static_cast<const T*>(p)[i]);
+}
+
+// Element i of p (dtype dt) as double.
+double LoadElem(int32_t dt, const void* p, int64_t i) {
+  switch (dt) {
+    case TSR_DTYPE_F32: return GetAs<float>(p, i);
+    case TSR_DTYPE_F64: return GetAs<double>(p, i);
+    case TSR_DTYPE_I8: return GetAs<int8_t>(p, i);
+    case TSR_DTYPE_I16: return GetAs<int16_t>(p, i);
+    case TSR_DTYPE_I32: return GetAs<int32_t>(p, i);
+    case TSR_DTYPE_I64: return GetAs<int64_t>(p, i);
+    case TSR_DTYPE_U8: case TSR_DTYPE_BOOL: return GetAs<uint8_t>(p, i);
+    case TSR_DTYPE_U16: return GetAs<uint16_t>(p, i);
+    case TSR_DTYPE_U32: return GetAs<uint32_t>(p, i);
+    case TSR_DTYPE_U64: return GetAs<uint64_t>(p, i);
+    case TSR_DTYPE_F16: return HalfBitsToFloat(static_cast<const uint16_t*>(p)[i]);
+    case TSR_DTYPE_BF16: return std::bit_cast<float>(static_cast<uint32_t>(static_cast<const uint16_t*>(p)[i]) << 16);
+    default: return 0.0;
+  }
+}
+
+template <typename T>
+void PutAs(void* p, int64_t i, double v) {
+  T r;
+  if constexpr (std::is_integral_v<T>) {  // clamp: empty Max/Min give +-inf
+    if (!(v == v)) r = 0;
+    else if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) r = std::numeric_limits<T>::lowest();
+    else if (v >= static_cast<double>(std::numeric_limits<T>::max())) r = std::numeric_limits<T>::max();
+    else r = static_cast<T>(v);
+  } else {
+    r = static_cast<T>(v);
+  }
+  static_cast<T*>(p)[i] = r;
+}
+
+void StoreElem(int32_t dt, void* p, int64_t i, double v) {
+  switch (dt) {
+    case TSR_DTYPE_F32: PutAs<float>(p, i, v); break;
+    case TSR_DTYPE_F64: PutAs<double>(p, i, v); break;
+    case TSR_DTYPE_I8: PutAs<int8_t>(p, i, v); break;
+    case TSR_DTYPE_I16: PutAs<int16_t>(p, i, v); break;
+    case TSR_DTYPE_I32: PutAs<int32_t>(p, i, v); break;
+    case TSR_DTYPE_I64: PutAs<int64_t>(p, i, v); break;
+    case TSR_DTYPE_U8: PutAs<uint8_t>(p, i, v); break;
+    case TSR_DTYPE_U16: PutAs<uint16_t>(p, i, v); break;
+    case TSR_DTYPE_U32: PutAs<uint32_t>(p, i, v); break;
+    case TSR_DTYPE_U64: PutAs<uint64_t>(p, i, v); break;
+    case TSR_DTYPE_BOOL: static_cast<uint8_t*>(p)[i] = v != 0.0; break;
+    case TSR_DTYPE_F16: static_cast<uint16_t*>(p)[i] = FloatToHalfBits(static_cast<float>(v)); break;
+    case TSR_DTYPE_BF16: {
+      uint32_t x = std::bit_cast<uint32_t>(static_cast<float>(v));
+      if ((x & 0x7fffffffu) > 0x7f800000u) x |= 0x400000u;
+      else x += 0x7fffu + ((x >> 16) & 1u);
+      static_cast<uint16_t*>(p)[i] = static_cast<uint16_t>(x >> 16);
+      break;
+    }
+    default: break;
+  }
+}
+
+// Reduces the values x[roff[j]]. Empty sets give
+// the identity: 0 for sums and norms, 1 for Prod, -inf/+inf for Max/Min
+// (clamped to the integer range on store), -inf for LogSum/LogSumExp, NaN for Mean.
+double ReduceOne(GKind k, const double* x, const std::vector<int64_t>& roff) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const size_t n = roff.size();
+  double acc;
+  switch (k) {
+    case GKind::kMax: {
+      acc = -inf;
+      for (size_t j = 0; j < n; ++j) {
+        const double v = x[roff[j]];
+        if (v > acc || v != v) acc = v;
+        if (acc != acc) break;
+      }
+      return acc;
+    }
+    case GKind::kMin: {
+      acc = inf;
+      for (size_t j = 0; j < n; ++j) {
+        const double v = x[roff[j]];
+        if (v < acc || v != v) acc = v;
+        if (acc != acc) break;
+      }
+      return acc;
+    }
+    case GKind::kProd:
+      acc = 1.0;
+      for (size_t j = 0; j < n; ++j) acc *= x[roff[j]];
+      return acc;
+    case GKind::kLogSumExp: {
+      double m = -inf;
+      for (size_t j = 0; j < n; ++j) m = std::max(m, x[roff[j]]);
+      if (std::isinf(m)) return m;
+      double s = 0;
+      for (size_t j = 0; j < n; ++j) s += std::exp(x[roff[j]] - m);
+      return m + std::log(s);
+    }
+    default: break;
+  }
+  acc = 0;
+  for (size_t j = 0; j < n; ++j) {
+    const double v = x[roff[j]];
+    acc += k == GKind::kL1 ? std::fabs(v) : (k == GKind::kL2 || k == GKind::kSumSquare) ? v * v : v;
+  }
+  switch (k) {
+    case GKind::kMean: return acc / static_cast<double>(n);
+    case GKind::kL2: return std::sqrt(acc);
+    case GKind::kLogSum: return std::log(acc);
+    default: return acc;
+  }
+}
+
+// Axis handling shared with CreateReduce: attribute or constant input 1;
+// noop_with_empty_axes with no axes is an identity.
+template <GKind K>
+Err CreateReduceAny(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
+  Err e = CheckArity(args, 1, 2, 1, 1);
+  if (!e.ok()) return e;
+  const TensorArg &x = *args.inputs[0], &y = *args.outputs[0];
+  constexpr bool kSimple = K == GKind::kSum || K == GKind::kMean || K == GKind::kMax || K == GKind::kMin ||
+                           K == GKind::kProd;
+  if (kSimple && (x.dtype == TSR_DTYPE_F32 || x.dtype == TSR_DTYPE_I32 || x.dtype == TSR_DTYPE_I64)) {
+    constexpr RKind rk = K == GKind::kSum ? RKind::kSum : K == GKind::kMean ? RKind::kMean
+                         : K == GKind::kMax ? RKind::kMax : K == GKind::kMin ? RKind::kMin : RKind::kProd;
+    return CreateReduce<rk>(args, out);
+  }
+  if (plugin::DTypeSize(x.dtype) == 0 || x.dtype == TSR_DTYPE_STRING ||
+      (x.dtype == TSR_DTYPE_BOOL && K != GKind::kMax && K != GKind::kMin))
+    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported", args.Describe().c_str(), DT(x.dtype));
+  if (y.dtype != x.dtype)
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output dtype %s differs from input %s", args.Describe().c_str(),
+                   DT(y.dtype), DT(x.dtype));
+  std::vector<int64_t> axes;
+  bool has_axes = false;
+  e = ReadIntsParam(args, "axes", 1, &axes, &has_axes);
+  if (!e.ok()) return e;
+  const int64_t rank = static_cast<int64_t>(x.dims.size());
+  const bool noop = args.attrs().Int("noop_with_empty_axes", 0) != 0;
+  const int32_t dt = x.dtype;
+  if (axes.empty() && noop) {  // identity
+    if (y.numel != x.numel)
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: empty axes with noop_with_empty_axes needs output shape = input shape",
+                     args.Describe().c_str());
+    const int64_t nb = x.nbytes();
+    *out = MakeFnKernel([nb](const void* const* in, void* const* o) -> Err {
+      if (nb) std::memcpy(o[0], in[0], static_cast<size_t>(nb));
+      return Err::Ok();
+    });
+    return Err::Ok();
+  }
+  std::vector<bool> mask;
+  if (axes.empty()) mask.assign(static_cast<size_t>(rank), true);
+  else if (Err m = AxesMask(args, axes, rank, &mask); !m.ok()) return m;
+  // Element strides; output bases enumerate the kept dims, roff the reduced ones.
+  std::vector<int64_t> stride(static_cast<size_t>(rank), 1);
+  for (int64_t d = rank - 2; d >= 0; --d) stride[d] = stride[d + 1] * x.dims[d + 1];
+  std::vector<int64_t> bases{0}, roff{0};
+  for (int64_t d = 0; d < rank; ++d) {
+    std::vector<int64_t>& v = mask[d] ? roff : bases;
+    std::vector<int64_t> next;
+    next.reserve(v.size() * static_cast<size_t>(x.dims[d]));
+    for (int64_t b : v)
+      for (int64_t i = 0; i < x.dims[d]; ++i) next.push_back(b + i * stride[d]);
+    v.swap(next);
+  }
+  if (y.numel != static_cast<int64_t>(bases.size()))
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output %s has %lld elements, expected %zu", args.Describe().c_str(),
+                   DimsToString(y.dims).c_str(), static_cast<long long>(y.numel), bases.size());
+  const int64_t numel = x.numel;
+  *out = MakeFnKernel([=](const void* const* in, void* const* o) -> Err {
+    std::vector<double> xd(static_cast<size_t>(numel));  // converted once; reductions run in double
+    ParallelFor(numel, kGrain, [&](int64_t b, int64_t e2) {
+      for (int64_t i = b; i < e2; ++i) xd[i] = LoadElem(dt, in[0], i);
+    });
+    const int64_t nout = static_cast<int64_t>(bases.size());
+    ParallelFor(nout, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, static_cast<int64_t>(roff.size()))),
+                [&](int64_t b, int64_t e2) {
+                  for (int64_t i = b; i < e2; ++i) StoreElem(dt, o[0], i, ReduceOne(K, xd.data() + bases[i], roff));
+                });
+    return Err::Ok();
+  });
+  return Err::Ok();
+}
+
 // ---- ArgMax / ArgMin ------------------------------------------------------------------------------
 
 template <typename T, bool kMax>
@@ -315,8 +546,9 @@ Err CreateArg(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   Err e = CheckArity(args, 1, 1, 1, 1);
   if (!e.ok()) return e;
   const TensorArg &x = *args.inputs[0], &y = *args.outputs[0];
-  if (x.dtype != TSR_DTYPE_F32 && x.dtype != TSR_DTYPE_I32 && x.dtype != TSR_DTYPE_I64)
-    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (f32, i32, i64)", args.Describe().c_str(), DT(x.dtype));
+  if (plugin::DTypeSize(x.dtype) == 0 || x.dtype == TSR_DTYPE_BOOL)
+    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (numeric types)", args.Describe().c_str(),
+                   DT(x.dtype));
   if (y.dtype != TSR_DTYPE_I64)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output must be i64, got %s", args.Describe().c_str(), DT(y.dtype));
   const int64_t rank = static_cast<int64_t>(x.dims.size());
@@ -343,8 +575,20 @@ Err CreateArg(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   };
   switch (x.dtype) {
     case TSR_DTYPE_F32: make(float{}); break;
+    case TSR_DTYPE_F64: make(double{}); break;
     case TSR_DTYPE_I32: make(int32_t{}); break;
-    default: make(int64_t{}); break;
+    case TSR_DTYPE_I64: make(int64_t{}); break;
+    case TSR_DTYPE_U64: make(uint64_t{}); break;
+    default: {  // narrower ints and f16/bf16 are exact in double
+      const int32_t dt = x.dtype;
+      const int64_t numel = x.numel;
+      *out = MakeFnKernel([=](const void* const* in, void* const* o) -> Err {
+        std::vector<double> v(static_cast<size_t>(numel));
+        for (int64_t i = 0; i < numel; ++i) v[i] = LoadElem(dt, in[0], i);
+        RunArg<double, kMax>(v.data(), static_cast<int64_t*>(o[0]), outer, rn, inner, last);
+        return Err::Ok();
+      });
+    }
   }
   return Err::Ok();
 }
@@ -405,8 +649,9 @@ Err CreateSoftmax(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   Err e = CheckArity(args, 1, 1, 1, 1);
   if (!e.ok()) return e;
   const TensorArg &x = *args.inputs[0], &y = *args.outputs[0];
-  if (x.dtype != TSR_DTYPE_F32 || y.dtype != TSR_DTYPE_F32)
-    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (f32)", args.Describe().c_str(), DT(x.dtype));
+  if (!IsFloatDT(x.dtype) || y.dtype != x.dtype)
+    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (f16, bf16, f32, f64)", args.Describe().c_str(),
+                   DT(x.dtype));
   if (y.numel != x.numel)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output %s does not match input %s", args.Describe().c_str(),
                    DimsToString(y.dims).c_str(), DimsToString(x.dims).c_str());
@@ -424,6 +669,27 @@ Err CreateSoftmax(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   } else {
     n = rank ? x.dims[a] : 1;
     for (int64_t d = a + 1; d < rank; ++d) inner *= x.dims[d];
+  }
+  if (x.dtype != TSR_DTYPE_F32) {  // other float types: in double
+    const int32_t dt = x.dtype;
+    const int64_t numel = x.numel;
+    *out = MakeFnKernel([=](const void* const* in, void* const* o) -> Err {
+      std::vector<double> v(static_cast<size_t>(numel));
+      for (int64_t i = 0; i < numel; ++i) v[i] = LoadElem(dt, in[0], i);
+      for (int64_t b = 0; b < outer; ++b)
+        for (int64_t i = 0; i < inner; ++i) {
+          double* base = v.data() + b * n * inner + i;
+          double m = -std::numeric_limits<double>::infinity(), sum = 0;
+          for (int64_t j = 0; j < n; ++j) m = std::max(m, base[j * inner]);
+          if (std::isinf(m)) m = 0;
+          for (int64_t j = 0; j < n; ++j) sum += std::exp(base[j * inner] - m);
+          for (int64_t j = 0; j < n; ++j)
+            base[j * inner] = kLog ? base[j * inner] - m - std::log(sum) : std::exp(base[j * inner] - m) / sum;
+        }
+      for (int64_t i = 0; i < numel; ++i) StoreElem(dt, o[0], i, v[i]);
+      return Err::Ok();
+    });
+    return Err::Ok();
   }
   *out = MakeFnKernel([=](const void* const* in, void* const* o) -> Err {
     const float* px = static_cast<const float*>(in[0]);
@@ -453,13 +719,97 @@ bool ExpandParam(const TensorArg* t, const std::vector<int64_t>& norm_dims, int6
   return MakeBroadcast(norm_dims, {&t->dims}, bc).empty();
 }
 
+// LayerNormalization over any float dtypes (X, scale, bias, the Mean and
+// InvStdDev outputs may each differ, e.g. f16 data with f32 statistics), in double.
+Err CreateLayerNormAny(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
+  const TensorArg& x = *args.inputs[0];
+  const TensorArg& y = *args.outputs[0];
+  for (size_t k = 0; k < args.inputs.size(); ++k)
+    if (args.inputs[k] && !IsFloatDT(args.inputs[k]->dtype))
+      return MakeErr(TSR_ERR_UNSUPPORTED, "%s: input %zu has dtype %s (expected f16, bf16, f32 or f64)",
+                     args.Describe().c_str(), k, DT(args.inputs[k]->dtype));
+  if (y.dtype != x.dtype || y.numel != x.numel)
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output %s %s does not match input %s %s", args.Describe().c_str(),
+                   DT(y.dtype), DimsToString(y.dims).c_str(), DT(x.dtype), DimsToString(x.dims).c_str());
+  const int64_t rank = static_cast<int64_t>(x.dims.size());
+  int64_t axis;
+  if (!NormalizeAxis(args.attrs().Int("axis", -1), rank, &axis))
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: axis %lld is out of range for rank %lld", args.Describe().c_str(),
+                   static_cast<long long>(args.attrs().Int("axis", -1)), static_cast<long long>(rank));
+  const double eps = args.attrs().Float("epsilon", 1e-5f);
+  int64_t rows = 1, d = 1;
+  for (int64_t i = 0; i < axis; ++i) rows *= x.dims[i];
+  for (int64_t i = axis; i < rank; ++i) d *= x.dims[i];
+  std::vector<int64_t> norm_dims(x.dims.begin() + axis, x.dims.end());
+  Broadcast bc[2];
+  bool present[2] = {false, false};
+  int32_t pdt[2] = {0, 0};
+  for (int k = 0; k < 2; ++k) {
+    const TensorArg* t = args.has_input(k + 1) ? args.inputs[k + 1] : nullptr;
+    if (!t) continue;
+    present[k] = true;
+    pdt[k] = t->dtype;
+    if (!MakeBroadcast(norm_dims, {&t->dims}, &bc[k]).empty())
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: %s %s does not broadcast to the normalised shape %s",
+                     args.Describe().c_str(), k == 0 ? "scale" : "bias", DimsToString(t->dims).c_str(),
+                     DimsToString(norm_dims).c_str());
+  }
+  int32_t odt[3] = {y.dtype, 0, 0};
+  for (size_t k = 1; k < args.outputs.size(); ++k) {
+    const TensorArg* t = args.outputs[k];
+    if (!t) continue;
+    if (!IsFloatDT(t->dtype) || t->numel != rows)
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output %zu (%s) must be a float type with %lld elements",
+                     args.Describe().c_str(), k, k == 1 ? "Mean" : "InvStdDev", static_cast<long long>(rows));
+    odt[k] = t->dtype;
+  }
+  const int32_t xdt = x.dtype;
+  const int64_t pn[2] = {present[0] ? args.inputs[1]->numel : 0, present[1] ? args.inputs[2]->numel : 0};
+  const size_t nout = args.outputs.size();
+  *out = MakeFnKernel([=](const void* const* in, void* const* o) -> Err {
+    std::vector<double> par[2];
+    for (int k = 0; k < 2; ++k) {
+      if (!present[k]) continue;
+      std::vector<double> raw(static_cast<size_t>(pn[k]));
+      for (int64_t i = 0; i < pn[k]; ++i) raw[i] = LoadElem(pdt[k], in[k + 1], i);
+      par[k].resize(static_cast<size_t>(d));
+      BroadcastCopy(bc[k], raw.data(), par[k].data());
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      double m = 0, v = 0;
+      for (int64_t j = 0; j < d; ++j) m += LoadElem(xdt, in[0], r * d + j);
+      m /= static_cast<double>(std::max<int64_t>(d, 1));
+      for (int64_t j = 0; j < d; ++j) {
+        const double t = LoadElem(xdt, in[0], r * d + j) - m;
+        v += t * t;
+      }
+      v /= static_cast<double>(std::max<int64_t>(d, 1));
+      const double inv = 1.0 / std::sqrt(v + eps);
+      for (int64_t j = 0; j < d; ++j) {
+        double t = (LoadElem(xdt, in[0], r * d + j) - m) * inv;
+        if (present[0]) t *= par[0][j];
+        if (present[1]) t += par[1][j];
+        StoreElem(xdt, o[0], r * d + j, t);
+      }
+      if (nout > 1 && o[1]) StoreElem(odt[1], o[1], r, m);
+      if (nout > 2 && o[2]) StoreElem(odt[2], o[2], r, inv);
+    }
+    return Err::Ok();
+  });
+  return Err::Ok();
+}
+
 Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   Err e = CheckArity(args, 1, 3, 1, 3);
   if (!e.ok()) return e;
   const TensorArg& x = *args.inputs[0];
   const TensorArg& y = *args.outputs[0];
-  if (x.dtype != TSR_DTYPE_F32 || y.dtype != TSR_DTYPE_F32)
-    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (f32)", args.Describe().c_str(), DT(x.dtype));
+  bool all_f32 = x.dtype == TSR_DTYPE_F32 && y.dtype == TSR_DTYPE_F32;
+  for (size_t k = 1; k < args.inputs.size(); ++k)
+    if (args.inputs[k]) all_f32 = all_f32 && args.inputs[k]->dtype == TSR_DTYPE_F32;
+  for (size_t k = 1; k < args.outputs.size(); ++k)
+    if (args.outputs[k]) all_f32 = all_f32 && args.outputs[k]->dtype == TSR_DTYPE_F32;
+  if (!all_f32) return CreateLayerNormAny(args, out);
   const int64_t rank = static_cast<int64_t>(x.dims.size());
   int64_t axis;
   if (!NormalizeAxis(args.attrs().Int("axis", -1), rank, &axis))
@@ -544,6 +894,71 @@ Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 
 // ---- BatchNormalization (inference) ----------------------------------------------------------------------
 
+// Training mode (opset 14+): normalizes with the batch statistics (mean and
+// population variance over N and the spatial dims) and outputs
+// running_mean = mean_in * momentum + batch_mean * (1 - momentum), likewise
+// running_var with the batch variance.
+Err CreateBatchNormTrain(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
+  const TensorArg& x = *args.inputs[0];
+  if (args.node->opset < 14)
+    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: training_mode before opset 14 (5 outputs) is not supported",
+                   args.Describe().c_str());
+  if (args.outputs.size() > 3)
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: has at most 3 outputs in training mode, got %zu",
+                   args.Describe().c_str(), args.outputs.size());
+  const int64_t n = x.dims[0], c = x.dims[1];
+  const int64_t sp = (n * c != 0) ? x.numel / (n * c) : 0;
+  static const char* kNames[] = {"", "scale", "B", "input_mean", "input_var"};
+  for (size_t k = 1; k < 5; ++k) {
+    const TensorArg& t = *args.inputs[k];
+    if (t.dtype != TSR_DTYPE_F32 || t.numel != c)
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: %s must be f32 with %lld elements (C), got %s%s",
+                     args.Describe().c_str(), kNames[k], static_cast<long long>(c), DT(t.dtype),
+                     DimsToString(t.dims).c_str());
+  }
+  for (size_t k = 1; k < args.outputs.size(); ++k)
+    if (args.outputs[k] && (args.outputs[k]->dtype != TSR_DTYPE_F32 || args.outputs[k]->numel != c))
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output %zu must be f32 with %lld elements (C)",
+                     args.Describe().c_str(), k, static_cast<long long>(c));
+  const double eps = args.attrs().Float("epsilon", 1e-5f), mom = args.attrs().Float("momentum", 0.9f);
+  const size_t nout = args.outputs.size();
+  std::vector<bool> present(nout);
+  for (size_t k = 0; k < nout; ++k) present[k] = args.outputs[k] != nullptr;
+  *out = MakeFnKernel([=](const void* const* in, void* const* o) -> Err {
+    const float* px = static_cast<const float*>(in[0]);
+    const float* sc = static_cast<const float*>(in[1]);
+    const float* bb = static_cast<const float*>(in[2]);
+    const float* im = static_cast<const float*>(in[3]);
+    const float* iv = static_cast<const float*>(in[4]);
+    float* py = static_cast<float*>(o[0]);
+    const double cnt = static_cast<double>(std::max<int64_t>(n * sp, 1));
+    ParallelFor(c, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t ch = lo; ch < hi; ++ch) {
+        double m = 0, v = 0;
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t s = 0; s < sp; ++s) m += px[(b * c + ch) * sp + s];
+        m /= cnt;
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t s = 0; s < sp; ++s) {
+            const double d = px[(b * c + ch) * sp + s] - m;
+            v += d * d;
+          }
+        v /= cnt;
+        const double a = sc[ch] / std::sqrt(v + eps);
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t s = 0; s < sp; ++s) {
+            const int64_t p = (b * c + ch) * sp + s;
+            py[p] = static_cast<float>((px[p] - m) * a + bb[ch]);
+          }
+        if (nout > 1 && present[1]) static_cast<float*>(o[1])[ch] = static_cast<float>(im[ch] * mom + m * (1 - mom));
+        if (nout > 2 && present[2]) static_cast<float*>(o[2])[ch] = static_cast<float>(iv[ch] * mom + v * (1 - mom));
+      }
+    });
+    return Err::Ok();
+  });
+  return Err::Ok();
+}
+
 // y[n, c, s] = x[n, c, s] * a[c] + b[c], a = scale / sqrt(var + eps),
 // b = B - mean * a. The per-channel factors are folded at compile time when
 // all four parameters are constants, else per Run.
@@ -560,12 +975,11 @@ Err CreateBatchNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   if (y.numel != x.numel)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output %s does not match input %s", args.Describe().c_str(),
                    DimsToString(y.dims).c_str(), DimsToString(x.dims).c_str());
+  if (args.attrs().Int("training_mode", 0) != 0) return CreateBatchNormTrain(args, out);
   for (size_t k = 1; k < args.outputs.size(); ++k)
     if (args.outputs[k])
-      return MakeErr(TSR_ERR_UNSUPPORTED, "%s: training outputs (running mean/var) are not supported",
+      return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: outputs running_mean/running_var need training_mode=1",
                      args.Describe().c_str());
-  if (args.attrs().Int("training_mode", 0) != 0)
-    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: training_mode=1 is not supported", args.Describe().c_str());
   if (args.attrs().Has("spatial") && args.attrs().Int("spatial", 1) == 0)
     return MakeErr(TSR_ERR_UNSUPPORTED, "%s: spatial=0 is not supported", args.Describe().c_str());
   const int64_t n = x.dims[0], c = x.dims[1];
@@ -653,42 +1067,65 @@ Err CreateGlobalPool(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 // ---- claim checks ----------------------------------------------------------------------------------------
 
 std::string ClaimF32(const tsr_node_view& n, const tsr_graph_view& g) { return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32}); }
-std::string ClaimArith(const tsr_node_view& n, const tsr_graph_view& g) {
-  return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_I32, TSR_DTYPE_I64});
+std::string ClaimFloatAny(const tsr_node_view& n, const tsr_graph_view& g) {
+  return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_F64, TSR_DTYPE_F16, TSR_DTYPE_BF16});
+}
+std::string ClaimNumericAny(const tsr_node_view& n, const tsr_graph_view& g) {
+  return ClaimDTypeIn(n, g, 0,
+                      {TSR_DTYPE_F32, TSR_DTYPE_F64, TSR_DTYPE_F16, TSR_DTYPE_BF16, TSR_DTYPE_I8, TSR_DTYPE_I16,
+                       TSR_DTYPE_I32, TSR_DTYPE_I64, TSR_DTYPE_U8, TSR_DTYPE_U16, TSR_DTYPE_U32, TSR_DTYPE_U64});
 }
 // Reduce*: axes input (when no attribute) must be a constant.
 std::string ClaimReduce(const tsr_node_view& n, const tsr_graph_view& g) {
-  std::string r = ClaimArith(n, g);
+  const bool minmax = std::strcmp(n.op_type, "ReduceMax") == 0 || std::strcmp(n.op_type, "ReduceMin") == 0;
+  std::string r = minmax ? ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_F64, TSR_DTYPE_F16, TSR_DTYPE_BF16,
+                                                   TSR_DTYPE_I8, TSR_DTYPE_I16, TSR_DTYPE_I32, TSR_DTYPE_I64,
+                                                   TSR_DTYPE_U8, TSR_DTYPE_U16, TSR_DTYPE_U32, TSR_DTYPE_U64,
+                                                   TSR_DTYPE_BOOL})
+                         : ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_F64, TSR_DTYPE_F16, TSR_DTYPE_BF16,
+                                                   TSR_DTYPE_I8, TSR_DTYPE_I16, TSR_DTYPE_I32, TSR_DTYPE_I64,
+                                                   TSR_DTYPE_U8, TSR_DTYPE_U16, TSR_DTYPE_U32, TSR_DTYPE_U64});
   if (!r.empty() || plugin::NodeAttrs(n).Has("axes")) return r;
   return ClaimConstInputs(n, g, 1, 1);
 }
 std::string ClaimLayerNorm(const tsr_node_view& n, const tsr_graph_view& g) {
-  std::string r = ClaimF32(n, g);
+  std::string r = ClaimFloatAny(n, g);
   for (uint32_t i = 1; r.empty() && i < 3; ++i)
-    if (ClaimInputDType(n, g, i) != TSR_DTYPE_UNDEFINED) r = ClaimDTypeIn(n, g, i, {TSR_DTYPE_F32});
+    if (ClaimInputDType(n, g, i) != TSR_DTYPE_UNDEFINED)
+      r = ClaimDTypeIn(n, g, i, {TSR_DTYPE_F32, TSR_DTYPE_F64, TSR_DTYPE_F16, TSR_DTYPE_BF16});
   return r;
 }
 std::string ClaimBatchNorm(const tsr_node_view& n, const tsr_graph_view& g) {
   std::string r = ClaimF32(n, g);
   if (!r.empty()) return r;
-  if (plugin::NodeAttrs(n).Int("training_mode", 0) != 0) return "CPU BatchNormalization supports inference only";
+  if (plugin::NodeAttrs(n).Int("training_mode", 0) != 0) {
+    for (uint32_t i = 1; i < 5; ++i)
+      if (ClaimInputDType(n, g, i) != TSR_DTYPE_F32) return "CPU BatchNormalization training mode needs f32 parameters";
+    if (n.num_outputs > 3 || n.opset < 14) return "CPU BatchNormalization training mode supports opset 14+ (3 outputs)";
+    return "";
+  }
   for (uint32_t i = 1; i < n.num_outputs; ++i)
-    if (n.outputs[i] >= 0) return "CPU BatchNormalization does not produce training outputs";
+    if (n.outputs[i] >= 0) return "CPU BatchNormalization produces running mean/var only with training_mode=1";
   return "";
 }
 
 }  // namespace
 
 void RegisterReductionKernels(KernelRegistry& r) {
-  r.Add({"", "ReduceSum", &CreateReduce<RKind::kSum>, &ClaimReduce});
-  r.Add({"", "ReduceMean", &CreateReduce<RKind::kMean>, &ClaimReduce});
-  r.Add({"", "ReduceMax", &CreateReduce<RKind::kMax>, &ClaimReduce});
-  r.Add({"", "ReduceMin", &CreateReduce<RKind::kMin>, &ClaimReduce});
-  r.Add({"", "ReduceProd", &CreateReduce<RKind::kProd>, &ClaimReduce});
-  r.Add({"", "ArgMax", &CreateArg<true>, &ClaimArith});
-  r.Add({"", "ArgMin", &CreateArg<false>, &ClaimArith});
-  r.Add({"", "Softmax", &CreateSoftmax<false>, &ClaimF32});
-  r.Add({"", "LogSoftmax", &CreateSoftmax<true>, &ClaimF32});
+  r.Add({"", "ReduceSum", &CreateReduceAny<GKind::kSum>, &ClaimReduce});
+  r.Add({"", "ReduceMean", &CreateReduceAny<GKind::kMean>, &ClaimReduce});
+  r.Add({"", "ReduceMax", &CreateReduceAny<GKind::kMax>, &ClaimReduce});
+  r.Add({"", "ReduceMin", &CreateReduceAny<GKind::kMin>, &ClaimReduce});
+  r.Add({"", "ReduceProd", &CreateReduceAny<GKind::kProd>, &ClaimReduce});
+  r.Add({"", "ReduceL1", &CreateReduceAny<GKind::kL1>, &ClaimReduce});
+  r.Add({"", "ReduceL2", &CreateReduceAny<GKind::kL2>, &ClaimReduce});
+  r.Add({"", "ReduceLogSum", &CreateReduceAny<GKind::kLogSum>, &ClaimReduce});
+  r.Add({"", "ReduceLogSumExp", &CreateReduceAny<GKind::kLogSumExp>, &ClaimReduce});
+  r.Add({"", "ReduceSumSquare", &CreateReduceAny<GKind::kSumSquare>, &ClaimReduce});
+  r.Add({"", "ArgMax", &CreateArg<true>, &ClaimNumericAny});
+  r.Add({"", "ArgMin", &CreateArg<false>, &ClaimNumericAny});
+  r.Add({"", "Softmax", &CreateSoftmax<false>, &ClaimFloatAny});
+  r.Add({"", "LogSoftmax", &CreateSoftmax<true>, &ClaimFloatAny});
   r.Add({"", "LayerNormalization", &CreateLayerNorm, &ClaimLayerNorm});
   r.Add({"", "BatchNormalization", &CreateBatchNorm, &ClaimBatchNorm});
   r.Add({"", "GlobalAveragePool", &CreateGlobalPool<RKind::kMean>, &ClaimF32});

@@ -741,7 +741,8 @@ Err CreateRange(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
     if (args.inputs[k]->dtype != y.dtype || args.inputs[k]->numel != 1)
       return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: input %zu must be a %s scalar", args.Describe().c_str(), k,
                      DT(y.dtype));
-  if (y.dtype != TSR_DTYPE_F32 && y.dtype != TSR_DTYPE_I32 && y.dtype != TSR_DTYPE_I64)
+  if (y.dtype != TSR_DTYPE_F32 && y.dtype != TSR_DTYPE_F64 && y.dtype != TSR_DTYPE_I16 && y.dtype != TSR_DTYPE_I32 &&
+      y.dtype != TSR_DTYPE_I64)
     return UnsupportedDType(args, y.dtype);
   const int64_t n = y.numel;
   const std::string desc = args.Describe();
@@ -763,6 +764,8 @@ Err CreateRange(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   };
   switch (y.dtype) {
     case TSR_DTYPE_F32: make(float{}); break;
+    case TSR_DTYPE_F64: make(double{}); break;
+    case TSR_DTYPE_I16: make(int16_t{}); break;
     case TSR_DTYPE_I32: make(int32_t{}); break;
     default: make(int64_t{}); break;
   }
@@ -815,7 +818,7 @@ Err CreateTrilu(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 
 // ---- Pad ----------------------------------------------------------------------------------------------
 
-enum class PadMode { kConstant, kReflect, kEdge };
+enum class PadMode { kConstant, kReflect, kEdge, kWrap };
 
 struct PadPlan {
   int rank = 0;
@@ -830,6 +833,10 @@ inline int64_t PadSource(int64_t o, int64_t begin, int64_t n, PadMode mode) {
   switch (mode) {
     case PadMode::kConstant: return -1;
     case PadMode::kEdge: return i < 0 ? 0 : n - 1;
+    case PadMode::kWrap: {
+      int64_t m = i % n;
+      return m < 0 ? m + n : m;
+    }
     default: {  // reflect (without repeating the edge); period 2(n-1)
       if (n == 1) return 0;
       const int64_t period = 2 * (n - 1);
@@ -840,7 +847,8 @@ inline int64_t PadSource(int64_t o, int64_t begin, int64_t n, PadMode mode) {
   }
 }
 
-void RunPad(const PadPlan& p, const float* in, float* out, float value) {
+template <typename T>
+void RunPad(const PadPlan& p, const T* in, T* out, T value) {
   const int r = p.rank;
   const int64_t inner = p.out_dims[r - 1], in_inner = p.in_dims[r - 1], b_inner = p.begin[r - 1];
   int64_t rows = 1;
@@ -850,7 +858,7 @@ void RunPad(const PadPlan& p, const float* in, float* out, float value) {
   const int64_t c0 = std::clamp<int64_t>(b_inner, 0, inner), c1 = std::clamp<int64_t>(b_inner + in_inner, 0, inner);
   ParallelFor(rows, std::max<int64_t>(1, kGrain / inner), [&](int64_t b, int64_t e) {
     for (int64_t row = b; row < e; ++row) {
-      float* dst = out + row * inner;
+      T* dst = out + row * inner;
       int64_t rem = row, off = 0, stride = in_inner;
       bool pad_row = false;
       for (int d = r - 2; d >= 0; --d) {
@@ -864,8 +872,8 @@ void RunPad(const PadPlan& p, const float* in, float* out, float value) {
         std::fill(dst, dst + inner, value);
         continue;
       }
-      const float* src = in + off;
-      if (c1 > c0) std::memcpy(dst + c0, src + (c0 - b_inner), static_cast<size_t>(c1 - c0) * sizeof(float));
+      const T* src = in + off;
+      if (c1 > c0) std::memcpy(dst + c0, src + (c0 - b_inner), static_cast<size_t>(c1 - c0) * sizeof(T));
       for (int64_t j = 0; j < c0; ++j) {
         int64_t s = PadSource(j, b_inner, in_inner, p.mode);
         dst[j] = s < 0 ? value : src[s];
@@ -878,13 +886,53 @@ void RunPad(const PadPlan& p, const float* in, float* out, float value) {
   });
 }
 
+// Bit pattern of float `v` converted to dtype `dt` (for Pad's old `value`
+// attribute); round-to-nearest-even for f16/bf16.
+uint64_t FloatToBits(float v, int32_t dt) {
+  uint64_t r = 0;
+  uint32_t f;
+  std::memcpy(&f, &v, 4);
+  switch (dt) {
+    case TSR_DTYPE_F32: r = f; break;
+    case TSR_DTYPE_F64: { double d = v; std::memcpy(&r, &d, 8); break; }
+    case TSR_DTYPE_BF16: r = (f + 0x7fff + ((f >> 16) & 1)) >> 16; break;
+    case TSR_DTYPE_F16: {
+      const uint32_t sign = (f >> 16) & 0x8000;
+      const int32_t exp = static_cast<int32_t>((f >> 23) & 0xff) - 127 + 15;
+      uint32_t man = f & 0x7fffff;
+      if (((f >> 23) & 0xff) == 0xff) r = sign | 0x7c00 | (man ? 0x200 : 0);
+      else if (exp >= 31) r = sign | 0x7c00;
+      else if (exp <= 0) {
+        if (exp < -10) r = sign;
+        else {
+          man |= 0x800000;
+          const int shift = 14 - exp;
+          uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+          if (rem > half || (rem == half && (h & 1))) ++h;
+          r = sign | h;
+        }
+      } else {
+        uint32_t h = sign | (static_cast<uint32_t>(exp) << 10) | (man >> 13), rem = man & 0x1fff;
+        if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;
+        r = h;
+      }
+      break;
+    }
+    case TSR_DTYPE_BOOL: r = v != 0; break;
+    case TSR_DTYPE_U8: case TSR_DTYPE_U16: case TSR_DTYPE_U32: case TSR_DTYPE_U64:
+      r = static_cast<uint64_t>(v); break;
+    default: r = static_cast<uint64_t>(static_cast<int64_t>(v)); break;  // signed ints (two's complement)
+  }
+  return r;
+}
+
 Err CreatePad(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   const bool old = args.node->opset < 11;
   Err e = CheckArity(args, old ? 1 : 2, old ? 1 : 4, 1, 1);
   if (!e.ok()) return e;
   const TensorArg &x = *args.inputs[0], &y = *args.outputs[0];
-  if (x.dtype != TSR_DTYPE_F32 || y.dtype != TSR_DTYPE_F32)
-    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: dtype %s not supported (f32)", args.Describe().c_str(), DT(x.dtype));
+  const int64_t es = x.elem_size();
+  if (es == 0 || y.dtype != x.dtype) return UnsupportedDType(args, x.dtype);
   const int64_t rank = static_cast<int64_t>(x.dims.size());
   if (rank == 0 || rank > kMaxRank)
     return MakeErr(TSR_ERR_UNSUPPORTED, "%s: rank %lld is not supported (1..%d)", args.Describe().c_str(),
@@ -894,8 +942,9 @@ Err CreatePad(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   if (mode_s == "constant") plan.mode = PadMode::kConstant;
   else if (mode_s == "reflect") plan.mode = PadMode::kReflect;
   else if (mode_s == "edge") plan.mode = PadMode::kEdge;
+  else if (mode_s == "wrap") plan.mode = PadMode::kWrap;
   else
-    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: mode '%s' is not supported (constant, reflect, edge)",
+    return MakeErr(TSR_ERR_UNSUPPORTED, "%s: mode '%s' is not supported (constant, reflect, edge, wrap)",
                    args.Describe().c_str(), mode_s.c_str());
   std::vector<int64_t> pads, axes;
   bool has_pads = false, has_axes = false;
@@ -935,15 +984,23 @@ Err CreatePad(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   if (y.dims != want)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output %s does not match padded shape %s", args.Describe().c_str(),
                    DimsToString(y.dims).c_str(), DimsToString(want).c_str());
-  // Constant value: opset < 11 attribute 'value'; else optional scalar input 2 (read at run time).
-  const float attr_value = args.attrs().Float("value", 0.f);
+  // Constant value: opset < 11 attribute 'value' (a float, converted to the
+  // dtype); else optional scalar input 2 of the data's dtype (read at run time).
+  const uint64_t attr_bits = FloatToBits(args.attrs().Float("value", 0.f), x.dtype);
   const bool value_input = !old && args.has_input(2);
-  if (value_input && (args.inputs[2]->dtype != TSR_DTYPE_F32 || args.inputs[2]->numel != 1))
-    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: constant_value must be an f32 scalar", args.Describe().c_str());
-  *out = MakeFnKernel([plan, attr_value, value_input](const void* const* in, void* const* o) -> Err {
-    const float v = value_input ? *static_cast<const float*>(in[2]) : attr_value;
-    RunPad(plan, static_cast<const float*>(in[0]), static_cast<float*>(o[0]), v);
-    return Err::Ok();
+  if (value_input && (args.inputs[2]->dtype != x.dtype || args.inputs[2]->numel != 1))
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: constant_value must be a %s scalar", args.Describe().c_str(),
+                   DT(x.dtype));
+  BySize(es, [&](auto tag) {
+    using T = decltype(tag);
+    T attr_value;
+    std::memcpy(&attr_value, &attr_bits, sizeof(T));
+    *out = MakeFnKernel([plan, attr_value, value_input](const void* const* in, void* const* o) -> Err {
+      T v = attr_value;
+      if (value_input) std::memcpy(&v, in[2], sizeof(T));
+      RunPad(plan, static_cast<const T*>(in[0]), static_cast<T*>(o[0]), v);
+      return Err::Ok();
+    });
   });
   return Err::Ok();
 }
@@ -967,13 +1024,14 @@ std::string ClaimGather(const tsr_node_view& n, const tsr_graph_view& g) {
   return r.empty() ? ClaimDTypeIn(n, g, 1, {TSR_DTYPE_I32, TSR_DTYPE_I64}) : r;
 }
 std::string ClaimRange(const tsr_node_view& n, const tsr_graph_view& g) {
-  return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_I32, TSR_DTYPE_I64});
+  return ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32, TSR_DTYPE_F64, TSR_DTYPE_I16, TSR_DTYPE_I32, TSR_DTYPE_I64});
 }
 std::string ClaimPad(const tsr_node_view& n, const tsr_graph_view& g) {
-  std::string r = ClaimDTypeIn(n, g, 0, {TSR_DTYPE_F32});
+  std::string r = ClaimFixedSize(n, g, 0);
   if (!r.empty()) return r;
   std::string mode = plugin::NodeAttrs(n).String("mode", "constant");
-  if (mode != "constant" && mode != "reflect" && mode != "edge") return "CPU Pad does not support mode '" + mode + "'";
+  if (mode != "constant" && mode != "reflect" && mode != "edge" && mode != "wrap")
+    return "CPU Pad does not support mode '" + mode + "'";
   if (n.opset < 11) return "";
   r = ClaimConstInputs(n, g, 1, 1);
   return r.empty() ? ClaimConstInputs(n, g, 3, 3) : r;

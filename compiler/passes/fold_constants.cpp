@@ -9,6 +9,7 @@
 
 #include "compiler/pass.h"
 #include "compiler/passes/pattern_util.h"
+#include "graph/op_schema.h"
 
 namespace tessera {
 namespace {
@@ -44,6 +45,11 @@ class FoldConstantsPass : public Pass {
   const char* name() const override { return "fold_constants"; }
   Status Run(Graph& g, PassContext& ctx) override {
     for (Node* n : g.nodes()) {
+      // Earlier folds in this sweep may have made inputs constant, which can
+      // settle this node's output shape (Range over a folded Size, Reshape to
+      // a folded shape): re-infer before deciding, so one sweep folds whole
+      // shape computations. A failure here is reported by infer_shapes later.
+      if (!HasSubgraph(*n)) (void)InferNodeTypes(*n);
       if (n->op_type() == "Shape" || n->op_type() == "Size") {
         if (n->domain().empty() && FoldShapeOf(n, g)) ++ctx.changes;
         continue;

@@ -44,7 +44,10 @@ class Exporter {
 
 Status Exporter::ExportConstant(const Value& v, onnx::TensorProto* tp) {
   const Tensor& t = *v.constant();
-  if (!opts_.constant_sink || t.dtype() == DType::kString) return onnx_detail::TensorToProto(t, v.name(), tp);
+  // Sub-byte constants stay inline: the sink stores Tessera's unpacked bytes,
+  // while ONNX external data of i4/u4/f4e2m1 is packed two per byte.
+  if (!opts_.constant_sink || t.dtype() == DType::kString || IsSubByteDType(t.dtype()))
+    return onnx_detail::TensorToProto(t, v.name(), tp);
   std::string location;
   int64_t offset = 0, length = 0;
   Status st = opts_.constant_sink(v, t, &location, &offset, &length);

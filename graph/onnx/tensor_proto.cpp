@@ -188,6 +188,35 @@ Result<Tensor> FromTyped(const Field& field, DType dtype, const std::vector<int6
   return t;
 }
 
+Result<Tensor> SubByteFromProto(const onnx::TensorProto& p, const std::string& label, DType dtype,
+                                const std::vector<int64_t>& dims, int64_t count, const std::string& model_dir,
+                                const ImportOptions& opts) {
+  const int64_t packed = static_cast<int64_t>(PackedByteSize(count));
+  std::string bytes;
+  Tensor ext;
+  const uint8_t* src = nullptr;
+  if (p.data_location() == onnx::TensorProto::EXTERNAL) {
+    TSR_ASSIGN_OR_RETURN(ext, ReadExternal(p, label, DType::kU8, {packed}, packed, model_dir, opts));
+    src = static_cast<const uint8_t*>(ext.raw());
+  } else if (p.has_raw_data()) {
+    if (static_cast<int64_t>(p.raw_data().size()) != packed)
+      return InvalidArgument(label, ": raw_data has ", p.raw_data().size(), " bytes, ", DTypeName(dtype),
+                             Shape::FromInts(dims).ToString(), " needs ", packed, " (two elements per byte)");
+    src = reinterpret_cast<const uint8_t*>(p.raw_data().data());
+  } else {
+    if (p.int32_data_size() != packed)
+      return InvalidArgument(label, ": has ", p.int32_data_size(), " entries in int32_data, ", DTypeName(dtype),
+                             Shape::FromInts(dims).ToString(), " needs ", packed, " (one packed byte each)");
+    bytes.resize(static_cast<size_t>(packed));
+    for (int64_t i = 0; i < packed; ++i)
+      bytes[static_cast<size_t>(i)] = static_cast<char>(static_cast<uint32_t>(p.int32_data(static_cast<int>(i))) & 0xffu);
+    src = reinterpret_cast<const uint8_t*>(bytes.data());
+  }
+  TSR_ASSIGN_OR_RETURN(Tensor t, Tensor::Zeros(dtype, dims));
+  if (count > 0) UnpackNibbles(src, count, dtype, static_cast<uint8_t*>(t.mutable_raw()));
+  return t;
+}
+
 const char* TypedFieldName(DType dt) {
   switch (dt) {
     case DType::kF32: return "float_data";
@@ -234,6 +263,10 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::string& la
   if (nbytes > opts.max_tensor_bytes)
     return OutOfMemory(label, ": ", nbytes, " bytes (", DTypeName(dtype), Shape::FromInts(dims).ToString(),
                        ") exceeds the cap of ", opts.max_tensor_bytes, " bytes per tensor");
+
+  // Sub-byte types (i4/u4/f4e2m1) are packed two per byte in ONNX and held
+  // unpacked (one per byte) in Tessera: read the packed bytes, then unpack.
+  if (IsSubByteDType(dtype)) return SubByteFromProto(p, label, dtype, dims, count, model_dir, opts);
 
   if (p.data_location() == onnx::TensorProto::EXTERNAL)
     return ReadExternal(p, label, dtype, dims, nbytes, model_dir, opts);
@@ -284,7 +317,8 @@ Result<Tensor> TensorFromProto(const onnx::TensorProto& p, const std::string& la
         uint16_t x = static_cast<uint16_t>(static_cast<uint32_t>(v) & 0xffffu);
         std::memcpy(d, &x, 2);
       });
-    case DType::kI8: case DType::kU8:
+    case DType::kI8: case DType::kU8: case DType::kF8E4M3FN: case DType::kF8E4M3FNUZ: case DType::kF8E5M2:
+    case DType::kF8E5M2FNUZ: case DType::kF8E8M0:
       return FromTyped(p.int32_data(), dtype, dims,
                        [](int32_t v, char* d) { *d = static_cast<char>(static_cast<uint32_t>(v) & 0xffu); });
     case DType::kBool:
@@ -305,6 +339,13 @@ Status TensorToProto(const Tensor& t, const std::string& name, onnx::TensorProto
       return InvalidArgument("tensor '", name, "' has ", t.strings().size(), " strings, shape ",
                              Shape::FromInts(t.dims()).ToString(), " needs ", t.num_elements());
     for (const auto& s : t.strings()) p->add_string_data(s);
+    return Status::Ok();
+  }
+  if (IsSubByteDType(t.dtype())) {  // unpacked in Tessera, packed in ONNX
+    std::string packed(PackedByteSize(t.num_elements()), '\0');
+    if (!packed.empty())
+      PackNibbles(static_cast<const uint8_t*>(t.raw()), t.num_elements(), reinterpret_cast<uint8_t*>(packed.data()));
+    p->set_raw_data(std::move(packed));
     return Status::Ok();
   }
   p->set_raw_data(t.raw(), t.nbytes());

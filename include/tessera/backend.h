@@ -86,7 +86,18 @@ typedef enum tsr_dtype {
   TSR_DTYPE_F64 = 11,
   TSR_DTYPE_U32 = 12,
   TSR_DTYPE_U64 = 13,
-  TSR_DTYPE_BF16 = 16
+  TSR_DTYPE_BF16 = 16,
+  /* One byte per element (see graph/dtype.h): float8 bit patterns, and the
+   * sub-byte types UNPACKED (i4 sign-extended int8, u4 in [0,15], f4e2m1 in
+   * the low nibble). */
+  TSR_DTYPE_F8E4M3FN = 17,
+  TSR_DTYPE_F8E4M3FNUZ = 18,
+  TSR_DTYPE_F8E5M2 = 19,
+  TSR_DTYPE_F8E5M2FNUZ = 20,
+  TSR_DTYPE_U4 = 21,
+  TSR_DTYPE_I4 = 22,
+  TSR_DTYPE_F4E2M1 = 23,
+  TSR_DTYPE_F8E8M0 = 24
 } tsr_dtype;
 
 /* Attribute kinds; numbering follows ONNX AttributeProto.AttributeType. */

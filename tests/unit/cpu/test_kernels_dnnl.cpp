@@ -1,5 +1,6 @@
 // Tests of the oneDNN-backed kernels (Conv, MatMul, Gemm, MaxPool,
-// AveragePool) against naive references written here.
+// AveragePool) and the own-loop ones (ConvTranspose, LpPool, MaxPool Indices,
+// MaxUnpool, DeformConv) against naive references written here.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -579,17 +580,29 @@ TEST(DnnlMaxPool, AutoPadSameUpper) {
   EXPECT_TRUE(AllClose(t.Output<float>(0), ref));
 }
 
-TEST(DnnlMaxPool, IndicesOutputUnsupported) {
-  OpTest t("MaxPool");
-  t.SetName("mp_idx");
-  t.AddInput<float>({1, 1, 4, 4}, RandomFloats(16)).AddOutput(TSR_DTYPE_F32, {1, 1, 2, 2});
-  t.AddOutput(TSR_DTYPE_I64, {1, 1, 2, 2});
-  t.SetAttrInts("kernel_shape", {2, 2}).SetAttrInts("strides", {2, 2});
-  Err e = t.Run();
-  EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
-  EXPECT_NE(e.message.find("mp_idx"), std::string::npos) << e.message;
-  EXPECT_NE(e.message.find("Indices"), std::string::npos) << e.message;
-  EXPECT_NE(t.Claim().find("Indices"), std::string::npos);
+// With the Indices output MaxPool runs the own loop: its values must match the
+// oneDNN path and every index must point at its value in X.
+TEST(DnnlMaxPool, IndicesOutputAgreesWithOneDnnPath) {
+  auto x = RandomFloats(2 * 3 * 7 * 6, -1, 1, 77);
+  OpTest plain("MaxPool"), idx("MaxPool");
+  for (OpTest* t : {&plain, &idx}) {
+    t->AddInput<float>({2, 3, 7, 6}, x).AddOutput(TSR_DTYPE_F32, {2, 3, 4, 3});
+    t->SetAttrInts("kernel_shape", {3, 2}).SetAttrInts("strides", {2, 2}).SetAttrInts("pads", {1, 0, 0, 0});
+    t->SetAttrInt("ceil_mode", 1);
+  }
+  idx.AddOutput(TSR_DTYPE_I64, {2, 3, 4, 3});
+  EXPECT_EQ(idx.Claim(), "");
+  ASSERT_TRUE(plain.Run().ok()) << plain.last_error();
+  ASSERT_TRUE(idx.Run().ok()) << idx.last_error();
+  std::vector<float> y = idx.Output<float>(0);
+  EXPECT_EQ(y, plain.Output<float>(0));
+  std::vector<int64_t> ind = idx.Output<int64_t>(1);
+  ASSERT_EQ(ind.size(), y.size());
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_TRUE(ind[i] >= 0 && ind[i] < static_cast<int64_t>(x.size())) << i;
+    EXPECT_EQ(x[static_cast<size_t>(ind[i])], y[i]) << i;
+    EXPECT_EQ(ind[i] / 42, static_cast<int64_t>(i) / 12) << "index outside its (n, c) plane at " << i;
+  }
 }
 
 TEST(DnnlMaxPool, Errors) {
@@ -661,6 +674,335 @@ TEST(DnnlAveragePool, CeilModeIncludePadMatchesPyTorch) {
 TEST(DnnlAveragePool, GlobalLikeAndThreeD) {
   CheckPool("AveragePool", {{2, 4, 7, 7}, {7, 7}});
   CheckPool("AveragePool", {{1, 2, 4, 5, 6}, {2, 2, 3}, {2, 2, 2}, {}, {0, 1, 1, 1, 0, 1}, false, true});
+}
+
+
+// ---- ConvTranspose (oneDNN deconvolution, else own loop); own-loop LpPool, MaxPool Indices/u8, MaxUnpool, DeformConv ----
+
+// ConvTranspose in gather form (independent of the kernel's scatter form):
+// y[n, oc, o] = b[oc] + sum_{c in group, k} x[n, c, (o + pl - k*d) / s] * w[c, oc % Mg, k]
+// where the division is exact and in range. 2-D only.
+std::vector<float> RefConvTranspose2D(const std::vector<float>& x, const Dims& xd, const std::vector<float>& w,
+                                      const Dims& wd, const std::vector<float>& b, int64_t G, const Dims& s,
+                                      const Dims& d, const Dims& pl, const Dims& osp) {
+  const int64_t N = xd[0], C = xd[1], IH = xd[2], IW = xd[3], Mg = wd[1], M = Mg * G, Cg = C / G, KH = wd[2],
+                KW = wd[3], OH = osp[0], OW = osp[1];
+  std::vector<float> y(static_cast<size_t>(N * M * OH * OW));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t oc = 0; oc < M; ++oc)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          double acc = b.empty() ? 0.0 : b[oc];
+          const int64_t g = oc / Mg;
+          for (int64_t c = g * Cg; c < (g + 1) * Cg; ++c)
+            for (int64_t kh = 0; kh < KH; ++kh)
+              for (int64_t kw = 0; kw < KW; ++kw) {
+                int64_t th = oh + pl[0] - kh * d[0], tw = ow + pl[1] - kw * d[1];
+                if (th < 0 || tw < 0 || th % s[0] || tw % s[1]) continue;
+                int64_t ih = th / s[0], iw = tw / s[1];
+                if (ih >= IH || iw >= IW) continue;
+                acc += static_cast<double>(x[((n * C + c) * IH + ih) * IW + iw]) *
+                       w[((c * Mg + oc % Mg) * KH + kh) * KW + kw];
+              }
+          y[((n * M + oc) * OH + oh) * OW + ow] = static_cast<float>(acc);
+        }
+  return y;
+}
+
+struct ConvTCase {
+  Dims xd, wd;
+  int64_t group = 1;
+  Dims strides{1, 1}, dilations{1, 1}, pads{0, 0, 0, 0}, output_padding{0, 0};
+  bool bias = false;
+};
+
+void CheckConvTranspose(const ConvTCase& c) {
+  auto x = RandomFloats(NumElements(c.xd), -1, 1, 11);
+  auto w = RandomFloats(NumElements(c.wd), -1, 1, 12);
+  const int64_t M = c.wd[1] * c.group;
+  std::vector<float> b = c.bias ? RandomFloats(M, -1, 1, 13) : std::vector<float>{};
+  Dims osp;
+  for (int i = 0; i < 2; ++i)
+    osp.push_back(c.strides[i] * (c.xd[i + 2] - 1) + c.output_padding[i] + (c.wd[i + 2] - 1) * c.dilations[i] + 1 -
+                  c.pads[i] - c.pads[i + 2]);
+  auto ref = RefConvTranspose2D(x, c.xd, w, c.wd, b, c.group, c.strides, c.dilations, {c.pads[0], c.pads[1]}, osp);
+  OpTest t("ConvTranspose");
+  t.AddInput<float>(c.xd, x).AddInput<float>(c.wd, w, true);
+  if (c.bias) t.AddInput<float>({M}, b, true);
+  t.AddOutput(TSR_DTYPE_F32, {c.xd[0], M, osp[0], osp[1]});
+  t.SetAttrInt("group", c.group).SetAttrInts("strides", c.strides).SetAttrInts("dilations", c.dilations);
+  t.SetAttrInts("pads", c.pads).SetAttrInts("output_padding", c.output_padding);
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_TRUE(AllClose(t.Output<float>(0), ref, 1e-4f, 1e-5f));
+}
+
+TEST(CpuConvTranspose, Basic) { CheckConvTranspose({{1, 1, 3, 3}, {1, 2, 3, 3}}); }
+TEST(CpuConvTranspose, StridesPadsOutputPaddingBias) {
+  ConvTCase c{{2, 3, 4, 5}, {3, 2, 3, 2}};
+  c.strides = {3, 2};
+  c.pads = {1, 0, 0, 1};
+  c.output_padding = {1, 1};
+  c.bias = true;
+  CheckConvTranspose(c);
+}
+TEST(CpuConvTranspose, GroupsDilations) {
+  ConvTCase c{{1, 4, 3, 3}, {4, 3, 2, 2}};
+  c.group = 2;
+  c.dilations = {2, 3};
+  c.strides = {2, 1};
+  CheckConvTranspose(c);
+}
+// Non-negative end padding: the oneDNN deconvolution path (with bias, groups).
+TEST(CpuConvTranspose, OneDnnPathBiasGroupsPads) {
+  ConvTCase c{{2, 6, 5, 4}, {6, 2, 3, 3}};
+  c.group = 3;
+  c.strides = {2, 2};
+  c.pads = {1, 1, 1, 0};
+  c.bias = true;
+  CheckConvTranspose(c);
+}
+
+TEST(CpuConvTranspose, OutputShapeAndSameUpper) {
+  // output_shape [10, 8] with strides [3, 2] on a 3x3 input, 3x3 kernel:
+  // total padding is -1 per dim, i.e. one extra row/column past the last tap.
+  auto x = RandomFloats(9, -1, 1, 21), w = RandomFloats(18, -1, 1, 22);
+  auto ref = RefConvTranspose2D(x, {1, 1, 3, 3}, w, {1, 2, 3, 3}, {}, 1, {3, 2}, {1, 1}, {0, 0}, {10, 8});
+  OpTest t("ConvTranspose");
+  t.AddInput<float>({1, 1, 3, 3}, x).AddInput<float>({1, 2, 3, 3}, w, true);
+  t.AddOutput(TSR_DTYPE_F32, {1, 2, 10, 8});
+  t.SetAttrInts("strides", {3, 2}).SetAttrInts("output_shape", {10, 8});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_TRUE(AllClose(t.Output<float>(0), ref, 1e-4f, 1e-5f));
+
+  // SAME_UPPER, stride 2: out = 6, total padding 1 -> pad_begin 0.
+  auto ref2 = RefConvTranspose2D(x, {1, 1, 3, 3}, w, {1, 2, 3, 3}, {}, 1, {2, 2}, {1, 1}, {0, 0}, {6, 6});
+  OpTest t2("ConvTranspose");
+  t2.AddInput<float>({1, 1, 3, 3}, x).AddInput<float>({1, 2, 3, 3}, w);
+  t2.AddOutput(TSR_DTYPE_F32, {1, 2, 6, 6});
+  t2.SetAttrInts("strides", {2, 2}).SetAttrString("auto_pad", "SAME_UPPER");
+  ASSERT_TRUE(t2.Run().ok()) << t2.last_error();
+  EXPECT_TRUE(AllClose(t2.Output<float>(0), ref2, 1e-4f, 1e-5f));
+}
+
+TEST(CpuConvTranspose, OneDMatchesHandComputed) {
+  // x = [1, 2, 3], w = [1, 1, 1] (1 in, 1 out channel): full correlation sums.
+  OpTest t("ConvTranspose");
+  t.AddInput<float>({1, 1, 3}, {1, 2, 3}).AddInput<float>({1, 1, 3}, {1, 1, 1});
+  t.AddOutput(TSR_DTYPE_F32, {1, 1, 5});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_EQ(t.Output<float>(0), (std::vector<float>{1, 3, 6, 5, 3}));
+}
+
+TEST(CpuConvTranspose, Errors) {
+  {
+    OpTest t("ConvTranspose");
+    t.SetName("ct_ch");
+    t.AddInput<float>({1, 2, 3, 3}, RandomFloats(18)).AddInput<float>({3, 1, 3, 3}, RandomFloats(27));
+    t.AddOutput(TSR_DTYPE_F32, {1, 1, 5, 5});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("ct_ch"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find("channels"), std::string::npos) << e.message;
+  }
+  {
+    OpTest t("ConvTranspose");
+    t.SetName("ct_out");
+    t.AddInput<float>({1, 1, 3, 3}, RandomFloats(9)).AddInput<float>({1, 1, 3, 3}, RandomFloats(9));
+    t.AddOutput(TSR_DTYPE_F32, {1, 1, 4, 4});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("[1,1,5,5]"), std::string::npos) << e.message;
+  }
+  {
+    OpTest t("ConvTranspose");
+    t.SetName("ct_f64");
+    t.AddInput<double>({1, 1, 3}, {1, 2, 3}).AddInput<double>({1, 1, 3}, {1, 1, 1});
+    t.AddOutput(TSR_DTYPE_F64, {1, 1, 5});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
+    EXPECT_NE(e.message.find("f64"), std::string::npos) << e.message;
+  }
+}
+
+// LpPool reference: (sum over in-bounds taps |x|^p)^(1/p), 2-D.
+std::vector<float> RefLpPool2D(const std::vector<float>& x, const Dims& xd, const Dims& k, const Dims& s,
+                               const Dims& d, const Dims& pl, const Dims& osp, double p) {
+  const int64_t P = xd[0] * xd[1], IH = xd[2], IW = xd[3];
+  std::vector<float> y;
+  for (int64_t pl_ = 0; pl_ < P; ++pl_)
+    for (int64_t oh = 0; oh < osp[0]; ++oh)
+      for (int64_t ow = 0; ow < osp[1]; ++ow) {
+        double acc = 0;
+        for (int64_t a = 0; a < k[0]; ++a)
+          for (int64_t b = 0; b < k[1]; ++b) {
+            int64_t ih = oh * s[0] - pl[0] + a * d[0], iw = ow * s[1] - pl[1] + b * d[1];
+            if (ih < 0 || iw < 0 || ih >= IH || iw >= IW) continue;
+            acc += std::pow(std::fabs(x[(pl_ * IH + ih) * IW + iw]), p);
+          }
+        y.push_back(static_cast<float>(std::pow(acc, 1.0 / p)));
+      }
+  return y;
+}
+
+TEST(OwnLoopLpPool, PadsStridesDilations) {
+  auto x = RandomFloats(2 * 3 * 7 * 6, -2, 2, 31);
+  // kernel 3x2, strides 2x1, dilations 1x2, pads 1,0,1,2 -> out (7+2-3)/2+1 = 4, (6+2-3)/1+1 = 6
+  auto ref = RefLpPool2D(x, {2, 3, 7, 6}, {3, 2}, {2, 1}, {1, 2}, {1, 0}, {4, 6}, 3.0);
+  OpTest t("LpPool");
+  t.AddInput<float>({2, 3, 7, 6}, x).AddOutput(TSR_DTYPE_F32, {2, 3, 4, 6});
+  t.SetAttrInts("kernel_shape", {3, 2}).SetAttrInts("strides", {2, 1}).SetAttrInts("dilations", {1, 2});
+  t.SetAttrInts("pads", {1, 0, 1, 2}).SetAttrInt("p", 3);
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_TRUE(AllClose(t.Output<float>(0), ref, 1e-4f, 1e-5f));
+}
+
+TEST(OwnLoopLpPool, GlobalDefaultP2) {
+  OpTest t("GlobalLpPool");
+  t.AddInput<float>({1, 2, 2, 2}, {3, 4, 0, 0, 1, 1, 1, -1}).AddOutput(TSR_DTYPE_F32, {1, 2, 1, 1});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_TRUE(AllClose(t.Output<float>(0), {5.f, 2.f}));
+}
+
+TEST(OwnLoopLpPool, Errors) {
+  OpTest t("LpPool");
+  t.SetName("lp_dtype");
+  t.AddInput<int32_t>({1, 1, 4}, {1, 2, 3, 4}).AddOutput(TSR_DTYPE_I32, {1, 1, 3});
+  t.SetAttrInts("kernel_shape", {2});
+  EXPECT_NE(t.Claim().find("i32"), std::string::npos) << t.Claim();
+  Err e = t.Run();
+  EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
+  EXPECT_NE(e.message.find("lp_dtype"), std::string::npos) << e.message;
+}
+
+TEST(OwnLoopMaxPool, IndicesRowAndColumnMajor) {
+  // 1x1x3x4, kernel 2, stride 2 -> 1x2 outputs (rows 0-1 only).
+  std::vector<float> x{1, 9, 2, 3,  //
+                       4, 5, 8, 7,  //
+                       6, 0, 1, 1};
+  for (int order = 0; order < 2; ++order) {
+    OpTest t("MaxPool");
+    t.AddInput<float>({1, 1, 3, 4}, x).AddOutput(TSR_DTYPE_F32, {1, 1, 1, 2}).AddOutput(TSR_DTYPE_I64, {1, 1, 1, 2});
+    t.SetAttrInts("kernel_shape", {2, 2}).SetAttrInts("strides", {2, 2}).SetAttrInt("storage_order", order);
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<float>(0), (std::vector<float>{9, 8}));
+    // 9 at (0,1), 8 at (1,2): row-major 1 and 6; column-major (h + w*H) 3 and 7.
+    EXPECT_EQ(t.Output<int64_t>(1), order == 0 ? (std::vector<int64_t>{1, 6}) : (std::vector<int64_t>{3, 7}));
+  }
+}
+
+TEST(OwnLoopMaxPool, Uint8WithPadsAndSecondPlaneIndices) {
+  std::vector<uint8_t> x{1, 200, 3, 4, 5, 6, 7, 8};  // 1x2x2x2
+  OpTest t("MaxPool");
+  t.AddInput<uint8_t>({1, 2, 2, 2}, x).AddOutput(TSR_DTYPE_U8, {1, 2, 1, 1}).AddOutput(TSR_DTYPE_I64, {1, 2, 1, 1});
+  t.SetAttrInts("kernel_shape", {3, 3}).SetAttrInts("pads", {1, 1, 0, 0});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_EQ(t.Output<uint8_t>(0), (std::vector<uint8_t>{200, 8}));
+  EXPECT_EQ(t.Output<int64_t>(1), (std::vector<int64_t>{1, 7}));  // flat over N, C and spatial
+}
+
+TEST(OwnLoopMaxPool, Errors) {
+  OpTest t("MaxPool");
+  t.SetName("mp_i32");
+  t.AddInput<int32_t>({1, 1, 4}, {1, 2, 3, 4}).AddOutput(TSR_DTYPE_I32, {1, 1, 3});
+  t.SetAttrInts("kernel_shape", {2});
+  EXPECT_NE(t.Claim(), "");
+  Err e = t.Run();
+  EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
+  EXPECT_NE(e.message.find("mp_i32"), std::string::npos) << e.message;
+}
+
+TEST(OwnLoopMaxUnpool, WithAndWithoutOutputShape) {
+  {
+    OpTest t("MaxUnpool");
+    t.AddInput<float>({1, 1, 2, 2}, {1, 2, 3, 4}).AddInput<int64_t>({1, 1, 2, 2}, {5, 7, 13, 15});
+    t.AddOutput(TSR_DTYPE_F32, {1, 1, 4, 4});
+    t.SetAttrInts("kernel_shape", {2, 2}).SetAttrInts("strides", {2, 2});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<float>(0), (std::vector<float>{0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0, 3, 0, 4}));
+  }
+  {
+    OpTest t("MaxUnpool");
+    t.AddInput<float>({1, 1, 2, 2}, {5, 6, 7, 8}).AddInput<int64_t>({1, 1, 2, 2}, {5, 7, 13, 15});
+    t.AddInput<int64_t>({4}, {1, 1, 5, 5}, true);
+    t.AddOutput(TSR_DTYPE_F32, {1, 1, 5, 5});
+    t.SetAttrInts("kernel_shape", {2, 2}).SetAttrInts("strides", {2, 2});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    std::vector<float> want(25, 0.f);
+    want[6] = 5;
+    want[8] = 6;
+    want[16] = 7;
+    want[18] = 8;
+    EXPECT_EQ(t.Output<float>(0), want);
+  }
+}
+
+TEST(OwnLoopMaxUnpool, Errors) {
+  {
+    OpTest t("MaxUnpool");
+    t.SetName("unpool_idx");
+    t.AddInput<float>({1, 1, 1, 2}, {1, 2}).AddInput<int64_t>({1, 1, 1, 2}, {0, 99});
+    t.AddOutput(TSR_DTYPE_F32, {1, 1, 2, 4});
+    t.SetAttrInts("kernel_shape", {2, 2}).SetAttrInts("strides", {2, 2});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("unpool_idx"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find("99"), std::string::npos) << e.message;
+  }
+  {
+    OpTest t("MaxUnpool");
+    t.SetName("unpool_itype");
+    t.AddInput<float>({1, 1, 1, 2}, {1, 2}).AddInput<int32_t>({1, 1, 1, 2}, {0, 1});
+    t.AddOutput(TSR_DTYPE_F32, {1, 1, 2, 4});
+    t.SetAttrInts("kernel_shape", {2, 2}).SetAttrInts("strides", {2, 2});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("i64"), std::string::npos) << e.message;
+  }
+}
+
+TEST(OwnLoopDeformConv, ZeroOffsetsEqualConv) {
+  Dims xd{2, 4, 6, 5}, wd{6, 2, 3, 2};
+  auto x = RandomFloats(NumElements(xd), -1, 1, 41), w = RandomFloats(NumElements(wd), -1, 1, 42);
+  auto b = RandomFloats(6, -1, 1, 43);
+  WindowSpec ws{{3, 2}, {2, 1}, {1, 2}, {1, 0}, {1, 1}};
+  Dims yd;
+  auto ref = RefConv(x, xd, w, wd, b, 2, ws, &yd);
+  const int64_t OH = yd[2], OW = yd[3];
+  OpTest t("DeformConv");
+  t.AddInput<float>(xd, x).AddInput<float>(wd, w);
+  t.AddInput<float>({2, 2 * 6 * 2, OH, OW}, std::vector<float>(static_cast<size_t>(2 * 24 * OH * OW), 0.f));
+  t.AddInput<float>({6}, b);
+  t.AddOutput(TSR_DTYPE_F32, yd);
+  t.SetAttrInt("group", 2).SetAttrInt("offset_group", 2).SetAttrInts("strides", {2, 1});
+  t.SetAttrInts("dilations", {1, 2}).SetAttrInts("pads", {1, 0, 1, 1});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_TRUE(AllClose(t.Output<float>(0), ref, 1e-4f, 1e-5f));
+}
+
+TEST(OwnLoopDeformConv, FractionalOffsetAndMask) {
+  // 1x1 kernel of weight 1 on [[1, 2], [3, 4]]: output (0,0) samples (0.5, 0.5)
+  // = 2.5, output (1,1) samples (1.5, 1) = half of X[1,1] (the other corner is
+  // outside) = 2; mask 0.5 everywhere halves them.
+  OpTest t("DeformConv");
+  t.AddInput<float>({1, 1, 2, 2}, {1, 2, 3, 4}).AddInput<float>({1, 1, 1, 1}, {1});
+  t.AddInput<float>({1, 2, 2, 2}, {0.5f, 0, 0, 0.5f, /*dx*/ 0.5f, 0, 0, 0});
+  t.AddMissingInput();
+  t.AddInput<float>({1, 1, 2, 2}, {0.5f, 0.5f, 0.5f, 0.5f});
+  t.AddOutput(TSR_DTYPE_F32, {1, 1, 2, 2});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_TRUE(AllClose(t.Output<float>(0), {1.25f, 1.f, 1.5f, 1.f}));
+}
+
+TEST(OwnLoopDeformConv, Errors) {
+  OpTest t("DeformConv");
+  t.SetName("dc_off");
+  t.AddInput<float>({1, 1, 3, 3}, RandomFloats(9)).AddInput<float>({1, 1, 2, 2}, RandomFloats(4));
+  t.AddInput<float>({1, 4, 2, 2}, RandomFloats(16));  // needs 8 channels
+  t.AddOutput(TSR_DTYPE_F32, {1, 1, 2, 2});
+  Err e = t.Run();
+  EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(e.message.find("dc_off"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("offset"), std::string::npos) << e.message;
 }
 
 }  // namespace

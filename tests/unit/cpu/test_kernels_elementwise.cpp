@@ -164,7 +164,7 @@ TEST(ArithKernel, BadShapesAndDtypesAreRejected) {
   }
   {
     OpTest t("Add");
-    t.AddInput<double>({2}, {1, 2}).AddInput<double>({2}, {1, 2}).AddOutput(TSR_DTYPE_F64, {2});
+    t.AddInputBool({2}, {true, false}).AddInputBool({2}, {true, true}).AddOutput(TSR_DTYPE_BOOL, {2});
     EXPECT_EQ(t.Create().code, TSR_ERR_UNSUPPORTED);
     EXPECT_NE(t.Claim(), "");
   }
@@ -199,7 +199,7 @@ TEST(PowKernel, IntegerAndScalarExponents) {
   }
   {
     OpTest t("Pow");
-    t.AddInput<int32_t>({1}, {2}).AddInput<int32_t>({1}, {2}).AddOutput(TSR_DTYPE_I32, {1});
+    t.AddInput<uint8_t>({1}, {2}).AddInput<uint8_t>({1}, {2}).AddOutput(TSR_DTYPE_U8, {1});
     EXPECT_EQ(t.Create().code, TSR_ERR_UNSUPPORTED);
   }
 }
@@ -576,10 +576,10 @@ TEST(WhereKernel, SameShapeFastPathAndErrors) {
 
 TEST(CastKernel, FloatToIntTruncatesTowardZero) {
   OpTest t("Cast");
-  t.AddInput<float>({6}, {-2.7f, -0.5f, 0.f, 0.9f, 2.5f, 1e20f}).AddOutput(TSR_DTYPE_I32, {6});
+  t.AddInput<float>({5}, {-2.7f, -0.5f, 0.f, 0.9f, 2.5f}).AddOutput(TSR_DTYPE_I32, {5});
   t.SetAttrInt("to", TSR_DTYPE_I32);
   ASSERT_TRUE(t.Run().ok()) << t.last_error();
-  EXPECT_EQ(t.Output<int32_t>(0), (std::vector<int32_t>{-2, 0, 0, 0, 2, std::numeric_limits<int32_t>::max()}));
+  EXPECT_EQ(t.Output<int32_t>(0), (std::vector<int32_t>{-2, 0, 0, 0, 2}));
 }
 
 TEST(CastKernel, ToAndFromBool) {
@@ -713,11 +713,6 @@ TEST(CastKernel, ErrorsNameTheNode) {
     EXPECT_NE(e.message.find("cast_no_to"), std::string::npos);
   }
   {
-    OpTest t("Cast");
-    t.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_U32, {1}).SetAttrInt("to", TSR_DTYPE_U32);
-    EXPECT_EQ(t.Create().code, TSR_ERR_UNSUPPORTED);
-  }
-  {
     OpTest t("Cast");  // output dtype disagrees with `to`
     t.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_I64, {1}).SetAttrInt("to", TSR_DTYPE_I32);
     EXPECT_EQ(t.Create().code, TSR_ERR_INVALID_ARGUMENT);
@@ -750,35 +745,26 @@ TEST(DropoutKernel, InferenceCopiesAndMaskIsTrue) {
   EXPECT_EQ(t.Output<bool>(1), std::vector<bool>(10, true));
 }
 
-TEST(DropoutKernel, TrainingModeIsRejected) {
-  {
-    OpTest t("Dropout", "", 13);
-    t.SetName("drop");
-    t.AddInput<float>({2}, {1, 2}).AddMissingInput().AddInputBool({}, {true}, true).AddOutput(TSR_DTYPE_F32, {2});
-    Err e = t.Create();
-    EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
-    EXPECT_NE(e.message.find("drop"), std::string::npos);
-  }
-  {
-    OpTest t("Dropout", "", 13);
-    t.AddInput<float>({2}, {1, 2}).AddMissingInput().AddInputBool({}, {true}).AddOutput(TSR_DTYPE_F32, {2});
-    ASSERT_TRUE(t.Create().ok());
-    EXPECT_EQ(t.Run().code, TSR_ERR_UNSUPPORTED);  // known only at run time
-    t.InputData<uint8_t>(2)[0] = 0;
-    EXPECT_TRUE(t.RunAgain().ok());
-  }
+TEST(DropoutKernel, NonConstantTrainingModeIsRejected) {
+  OpTest t("Dropout", "", 13);
+  t.SetName("drop");
+  t.AddInput<float>({2}, {1, 2}).AddMissingInput().AddInputBool({}, {true}).AddOutput(TSR_DTYPE_F32, {2});
+  Err e = t.Create();
+  EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
+  EXPECT_NE(e.message.find("drop"), std::string::npos);
+  EXPECT_NE(e.message.find("constant"), std::string::npos);
 }
 
 TEST(ElementwiseClaims, DtypeChecks) {
-  OpTest cast("Cast");
-  cast.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_U32, {1}).SetAttrInt("to", TSR_DTYPE_U32);
-  EXPECT_NE(cast.Claim(), "");
   OpTest cast_ok("Cast");
   cast_ok.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_BF16, {1}).SetAttrInt("to", TSR_DTYPE_BF16);
   EXPECT_EQ(cast_ok.Claim(), "");
   OpTest eq("Equal");
   eq.AddInput<double>({1}, {1}).AddInput<double>({1}, {1}).AddOutput(TSR_DTYPE_BOOL, {1});
-  EXPECT_NE(eq.Claim(), "");
+  EXPECT_EQ(eq.Claim(), "");
+  OpTest ex("Exp");
+  ex.AddInput<int8_t>({1}, {1}).AddOutput(TSR_DTYPE_I8, {1});
+  EXPECT_NE(ex.Claim(), "");
   OpTest lt("Less");
   lt.AddInput<int64_t>({1}, {1}).AddInput<int64_t>({1}, {1}).AddOutput(TSR_DTYPE_BOOL, {1});
   EXPECT_EQ(lt.Claim(), "");

@@ -308,6 +308,43 @@ TEST(SoftmaxKernel, NumericallyStableAndMasked) {
   EXPECT_TRUE(std::isinf(ly[3]) && ly[3] < 0);
 }
 
+TEST(SoftmaxKernel, DoubleAndOldOpsetCoercion) {
+  std::vector<double> x{1, 2, 3, 4, -1, 0};  // [2, 3]
+  for (bool lg : {false, true}) {
+    OpTest t(lg ? "LogSoftmax" : "Softmax", "", 13);
+    t.AddInput<double>({2, 3}, x).SetAttrInt("axis", 0).AddOutput(TSR_DTYPE_F64, {2, 3});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    auto y = t.Output<double>(0);
+    for (int j = 0; j < 3; ++j) {
+      double m = std::max(x[j], x[3 + j]), s = std::exp(x[j] - m) + std::exp(x[3 + j] - m);
+      for (int i = 0; i < 2; ++i) {
+        double r = x[i * 3 + j] - m - std::log(s);
+        EXPECT_NEAR(y[i * 3 + j], lg ? r : std::exp(r), 1e-12);
+      }
+    }
+  }
+  OpTest o("Softmax", "", 11);  // opset < 13, axis 0: the whole tensor is one row
+  o.AddInput<double>({2, 3}, x).SetAttrInt("axis", 0).AddOutput(TSR_DTYPE_F64, {2, 3});
+  ASSERT_TRUE(o.Run().ok()) << o.last_error();
+  double s = 0;
+  for (double v : x) s += std::exp(v);
+  EXPECT_NEAR(o.Output<double>(0)[3], std::exp(4.0) / s, 1e-12);
+}
+
+TEST(ArgKernel, OtherDtypes) {
+  OpTest t("ArgMax", "", 13);
+  t.AddInput<double>({2, 2}, {1, 5, 7, 2}).SetAttrInt("axis", 1).AddOutput(TSR_DTYPE_I64, {2, 1});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  EXPECT_EQ(t.Output<int64_t>(0), (std::vector<int64_t>{1, 0}));
+  OpTest u("ArgMin", "", 13);
+  u.AddInput<uint8_t>({4}, {9, 3, 3, 200}).SetAttrInt("select_last_index", 1).AddOutput(TSR_DTYPE_I64, {1});
+  ASSERT_TRUE(u.Run().ok()) << u.last_error();
+  EXPECT_EQ(u.Output<int64_t>(0), (std::vector<int64_t>{2}));
+  OpTest b("ArgMax", "", 13);
+  b.AddInputBool({2}, {true, false}).AddOutput(TSR_DTYPE_I64, {1});
+  EXPECT_EQ(b.Create().code, TSR_ERR_UNSUPPORTED);
+}
+
 TEST(SoftmaxKernel, BadAxisAndDtype) {
   OpTest t("Softmax", "", 13);
   t.SetName("sm");
@@ -376,6 +413,26 @@ TEST(LayerNormKernel, EarlierAxisBroadcastScaleNoBias) {
   EXPECT_TRUE(AllClose(u.Output<float>(2), inv, 1e-5f));
 }
 
+TEST(LayerNormKernel, DoubleDataWithFloatStatistics) {
+  Dims d{3, 5};
+  auto xf = RandomFloats(15, -1.f, 1.f, 43);
+  std::vector<float> s{1, 2, 3, 4, 5}, b{0.5f, 0, -0.5f, 1, 2};
+  std::vector<double> x(xf.begin(), xf.end()), sd(s.begin(), s.end()), bd(b.begin(), b.end());
+  OpTest t("LayerNormalization");
+  t.AddInput<double>(d, x).AddInput<double>({5}, sd).AddInput<double>({5}, bd);
+  t.AddOutput(TSR_DTYPE_F64, d).AddOutput(TSR_DTYPE_F32, {3, 1}).AddOutput(TSR_DTYPE_F32, {3, 1});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  std::vector<float> mean, inv;
+  auto ref = RefLayerNorm(xf, 3, 5, s, b, 1e-5f, &mean, &inv);
+  auto y = t.Output<double>(0);
+  for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(y[i], ref[i], 1e-5);
+  EXPECT_TRUE(AllClose(t.Output<float>(1), mean, 1e-5f, 1e-6f));
+  EXPECT_TRUE(AllClose(t.Output<float>(2), inv, 1e-5f, 1e-6f));
+  OpTest bad("LayerNormalization");
+  bad.AddInput<int32_t>({2}, {1, 2}).AddInput<int32_t>({2}, {1, 1}).AddOutput(TSR_DTYPE_I32, {2});
+  EXPECT_EQ(bad.Create().code, TSR_ERR_UNSUPPORTED);
+}
+
 TEST(LayerNormKernel, BadScaleShapeIsRejected) {
   OpTest t("LayerNormalization");
   t.SetName("ln");
@@ -427,10 +484,128 @@ TEST(BatchNormKernel, RejectsTrainingAndBadParameters) {
     EXPECT_NE(e.message.find("scale"), std::string::npos) << e.message;
   }
   {
-    OpTest t("BatchNormalization", "", 15);
+    OpTest t("BatchNormalization", "", 9);  // training before opset 14 (5 outputs) is not supported
     t.AddInput<float>(d, x).AddInput<float>({2}, p2).AddInput<float>({2}, p2).AddInput<float>({2}, p2);
     t.AddInput<float>({2}, p2).AddOutput(TSR_DTYPE_F32, d).SetAttrInt("training_mode", 1);
-    EXPECT_EQ(t.Create().code, TSR_ERR_UNSUPPORTED);
+    Err e = t.Create();
+    EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED) << e.message << " opset " << t.node().opset;
+  }
+  {
+    OpTest t("BatchNormalization", "", 15);  // running mean requested without training_mode
+    t.SetName("bn");
+    t.AddInput<float>(d, x).AddInput<float>({2}, p2).AddInput<float>({2}, p2).AddInput<float>({2}, p2);
+    t.AddInput<float>({2}, p2).AddOutput(TSR_DTYPE_F32, d).AddOutput(TSR_DTYPE_F32, {2});
+    Err e = t.Create();
+    EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("training_mode"), std::string::npos) << e.message;
+  }
+}
+
+TEST(BatchNormKernel, TrainingModeUsesBatchStatistics) {
+  Dims d{2, 3, 2};
+  auto x = RandomFloats(12, -2, 2, 17);
+  std::vector<float> sc{1, 2, 0.5f}, b{0, 1, -1}, im{0.1f, 0.2f, 0.3f}, iv{1, 2, 3};
+  OpTest t("BatchNormalization", "", 15);
+  t.AddInput<float>(d, x).AddInput<float>({3}, sc).AddInput<float>({3}, b).AddInput<float>({3}, im);
+  t.AddInput<float>({3}, iv).SetAttrInt("training_mode", 1).SetAttrFloat("momentum", 0.8f);
+  t.AddOutput(TSR_DTYPE_F32, d).AddOutput(TSR_DTYPE_F32, {3}).AddOutput(TSR_DTYPE_F32, {3});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  auto y = t.Output<float>(0), rm = t.Output<float>(1), rv = t.Output<float>(2);
+  for (int c = 0; c < 3; ++c) {
+    double m = 0, v = 0;
+    for (int n = 0; n < 2; ++n)
+      for (int s = 0; s < 2; ++s) m += x[(n * 3 + c) * 2 + s];
+    m /= 4;
+    for (int n = 0; n < 2; ++n)
+      for (int s = 0; s < 2; ++s) v += (x[(n * 3 + c) * 2 + s] - m) * (x[(n * 3 + c) * 2 + s] - m);
+    v /= 4;
+    EXPECT_NEAR(rm[c], im[c] * 0.8 + m * 0.2, 1e-5);
+    EXPECT_NEAR(rv[c], iv[c] * 0.8 + v * 0.2, 1e-5);
+    for (int n = 0; n < 2; ++n)
+      for (int s = 0; s < 2; ++s) {
+        int p = (n * 3 + c) * 2 + s;
+        EXPECT_NEAR(y[p], (x[p] - m) / std::sqrt(v + 1e-5) * sc[c] + b[c], 1e-4);
+      }
+  }
+}
+
+// ---- generic reductions (L1/L2/LogSum/LogSumExp/SumSquare, other dtypes, empty sets) ----------------------
+
+TEST(ReduceKernel, NormsAndLogReductionsMatchReference) {
+  Dims d{2, 3, 4};
+  auto x = RandomFloats(24, -2, 2, 23);
+  // Reduce over axes {0, 2}: 3 outputs of 8 values each.
+  for (const char* op : {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}) {
+    OpTest t(op, "", 18);
+    std::vector<float> xin = x;
+    if (std::string(op) == "ReduceLogSum")
+      for (float& v : xin) v = std::fabs(v) + 0.1f;
+    t.AddInput<float>(d, xin).AddInput<int64_t>({2}, {0, -1}, true).AddOutput(TSR_DTYPE_F32, {1, 3, 1});
+    ASSERT_TRUE(t.Run().ok()) << op << ": " << t.last_error();
+    auto y = t.Output<float>(0);
+    for (int c = 0; c < 3; ++c) {
+      std::vector<double> v;
+      for (int n = 0; n < 2; ++n)
+        for (int k = 0; k < 4; ++k) v.push_back(xin[(n * 3 + c) * 4 + k]);
+      double r = 0;
+      std::string o = op;
+      for (double e : v) r += o == "ReduceL1" ? std::fabs(e) : o == "ReduceLogSumExp" ? std::exp(e) : o == "ReduceLogSum" ? e : e * e;
+      if (o == "ReduceL2") r = std::sqrt(r);
+      if (o == "ReduceLogSum" || o == "ReduceLogSumExp") r = std::log(r);
+      EXPECT_NEAR(y[c], r, 1e-5 * (1 + std::fabs(r))) << op << " c=" << c;
+    }
+  }
+}
+
+TEST(ReduceKernel, OtherDtypesAndEmptySets) {
+  {
+    OpTest t("ReduceLogSumExp", "", 18);  // f64, large values stay finite
+    t.AddInput<double>({2, 2}, {1000, 1000, -1, 2}).AddInput<int64_t>({1}, {1}, true).AddOutput(TSR_DTYPE_F64, {2, 1});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    auto y = t.Output<double>(0);
+    EXPECT_NEAR(y[0], 1000 + std::log(2.0), 1e-9);
+    EXPECT_NEAR(y[1], std::log(std::exp(-1.0) + std::exp(2.0)), 1e-12);
+  }
+  {
+    OpTest t("ReduceMax", "", 20);  // bool
+    t.AddInputBool({2, 2}, {false, true, false, false}).AddInput<int64_t>({1}, {1}, true);
+    t.AddOutput(TSR_DTYPE_BOOL, {2, 1});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<bool>(0), (std::vector<bool>{true, false}));
+    OpTest m("ReduceMin", "", 20);
+    m.AddInputBool({2, 2}, {true, true, false, true}).AddInput<int64_t>({1}, {1}, true);
+    m.AddOutput(TSR_DTYPE_BOOL, {2, 1});
+    ASSERT_TRUE(m.Run().ok()) << m.last_error();
+    EXPECT_EQ(m.Output<bool>(0), (std::vector<bool>{true, false}));
+  }
+  {
+    OpTest t("ReduceProd", "", 18);  // u8
+    t.AddInput<uint8_t>({2, 3}, {1, 2, 3, 4, 5, 6}).AddInput<int64_t>({1}, {1}, true).AddOutput(TSR_DTYPE_U8, {2, 1});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<uint8_t>(0), (std::vector<uint8_t>{6, 120}));
+  }
+  // Zero-size reduced dims give the identity element.
+  struct E {
+    const char* op;
+    float expect;
+  };
+  for (E e : {E{"ReduceSum", 0.f}, E{"ReduceProd", 1.f}, E{"ReduceL1", 0.f}, E{"ReduceL2", 0.f},
+              E{"ReduceSumSquare", 0.f}, E{"ReduceMax", -INFINITY}, E{"ReduceMin", INFINITY},
+              E{"ReduceLogSum", -INFINITY}, E{"ReduceLogSumExp", -INFINITY}}) {
+    OpTest t(e.op, "", 18);
+    t.AddInput<float>({2, 0, 4}, {}).AddInput<int64_t>({1}, {1}, true).AddOutput(TSR_DTYPE_F32, {2, 1, 4});
+    ASSERT_TRUE(t.Run().ok()) << e.op << ": " << t.last_error();
+    auto y = t.Output<float>(0);
+    ASSERT_EQ(y.size(), 8u);
+    for (float v : y) EXPECT_EQ(v, e.expect) << e.op;
+  }
+  {
+    OpTest t("ReduceL2", "", 18);  // string-free but unsupported for bool
+    t.SetName("rl2");
+    t.AddInputBool({2}, {true, false}).AddOutput(TSR_DTYPE_BOOL, {1});
+    Err e = t.Create();
+    EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
+    EXPECT_NE(e.message.find("rl2"), std::string::npos) << e.message;
   }
 }
 
@@ -471,12 +646,19 @@ TEST(ReductionClaims, DtypesAndConstantAxes) {
   ok.AddInput<float>({2, 3}, std::vector<float>(6)).AddInput<int64_t>({1}, {1}, true).AddOutput(TSR_DTYPE_F32, {2, 1});
   EXPECT_EQ(ok.Claim(), "");
   OpTest sm("Softmax", "", 13);
-  sm.AddInput<double>({2}, {1, 2}).AddOutput(TSR_DTYPE_F64, {2});
+  sm.AddInput<int32_t>({2}, {1, 2}).AddOutput(TSR_DTYPE_I32, {2});
   EXPECT_NE(sm.Claim(), "");
+  OpTest sm64("Softmax", "", 13);
+  sm64.AddInput<double>({2}, {1, 2}).AddOutput(TSR_DTYPE_F64, {2});
+  EXPECT_EQ(sm64.Claim(), "");
   OpTest bn("BatchNormalization", "", 15);
   bn.AddInput<float>({1, 1}, {1}).AddInput<float>({1}, {1}).AddInput<float>({1}, {1}).AddInput<float>({1}, {1});
-  bn.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_F32, {1, 1}).SetAttrInt("training_mode", 1);
-  EXPECT_NE(bn.Claim(), "");
+  bn.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_F32, {1, 1}).AddOutput(TSR_DTYPE_F32, {1});
+  EXPECT_NE(bn.Claim().find("training_mode"), std::string::npos) << bn.Claim();
+  OpTest bt("BatchNormalization", "", 15);
+  bt.AddInput<float>({1, 1}, {1}).AddInput<float>({1}, {1}).AddInput<float>({1}, {1}).AddInput<float>({1}, {1});
+  bt.AddInput<float>({1}, {1}).AddOutput(TSR_DTYPE_F32, {1, 1}).SetAttrInt("training_mode", 1);
+  EXPECT_EQ(bt.Claim(), "");
 }
 
 }  // namespace

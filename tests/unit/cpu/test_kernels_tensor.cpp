@@ -473,6 +473,14 @@ TEST(RangeKernel, FloatAndIntegerAndBadCounts) {
   OpTest d("Range");
   d.AddInput<int32_t>({}, {0}).AddInput<int32_t>({}, {10}).AddInput<int32_t>({}, {0}).AddOutput(TSR_DTYPE_I32, {4});
   EXPECT_EQ(d.Run().code, TSR_ERR_INVALID_ARGUMENT);
+  OpTest f("Range");  // f64 and i16 too
+  f.AddInput<double>({}, {0.5}).AddInput<double>({}, {-0.6}).AddInput<double>({}, {-0.5}).AddOutput(TSR_DTYPE_F64, {3});
+  ASSERT_TRUE(f.Run().ok()) << f.last_error();
+  EXPECT_EQ(f.Output<double>(0), (std::vector<double>{0.5, 0.0, -0.5}));
+  OpTest h("Range");
+  h.AddInput<int16_t>({}, {-3}).AddInput<int16_t>({}, {4}).AddInput<int16_t>({}, {3}).AddOutput(TSR_DTYPE_I16, {3});
+  ASSERT_TRUE(h.Run().ok()) << h.last_error();
+  EXPECT_EQ(h.Output<int16_t>(0), (std::vector<int16_t>{-3, 0, 3}));
 }
 
 // ---- Trilu --------------------------------------------------------------------------------------------------------
@@ -552,16 +560,53 @@ TEST(PadKernel, NegativePadsOldOpsetAndAxes) {
   }
 }
 
+TEST(PadKernel, WrapAndIntegerDTypes) {
+  {
+    OpTest t("Pad", "", 19);  // wrap: x = [1 2 3], pads (2, 4) -> 2 3 | 1 2 3 | 1 2 3 1
+    t.AddInput<int32_t>({3}, {1, 2, 3}).AddInput<int64_t>({2}, {2, 4}, true).SetAttrString("mode", "wrap");
+    t.AddOutput(TSR_DTYPE_I32, {9});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<int32_t>(0), (std::vector<int32_t>{2, 3, 1, 2, 3, 1, 2, 3, 1}));
+  }
+  {
+    OpTest t("Pad", "", 13);  // i64 constant pad with a constant_value input
+    t.AddInput<int64_t>({1, 2}, {5, 6}).AddInput<int64_t>({4}, {1, 1, 0, 1}, true).AddInput<int64_t>({}, {-9});
+    t.AddOutput(TSR_DTYPE_I64, {2, 4});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<int64_t>(0), (std::vector<int64_t>{-9, -9, -9, -9, -9, 5, 6, -9}));
+  }
+  {
+    OpTest t("Pad", "", 2);  // old opset: float value attribute converted to i8; edge and reflect on u8 too
+    t.AddInput<int8_t>({2}, {1, 2}).SetAttrInts("pads", {1, 1}).SetAttrFloat("value", 3.f);
+    t.AddOutput(TSR_DTYPE_I8, {4});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<int8_t>(0), (std::vector<int8_t>{3, 1, 2, 3}));
+  }
+  {
+    OpTest t("Pad", "", 13);
+    t.AddInput<uint8_t>({3}, {1, 2, 3}).AddInput<int64_t>({2}, {2, 2}, true).SetAttrString("mode", "reflect");
+    t.AddOutput(TSR_DTYPE_U8, {7});
+    ASSERT_TRUE(t.Run().ok()) << t.last_error();
+    EXPECT_EQ(t.Output<uint8_t>(0), (std::vector<uint8_t>{3, 2, 1, 2, 3, 2, 1}));
+  }
+  {
+    OpTest t("Pad", "", 13);  // constant_value of another dtype is rejected
+    t.AddInput<int32_t>({2}, {1, 2}).AddInput<int64_t>({2}, {1, 1}, true).AddInput<float>({}, {0.f});
+    t.AddOutput(TSR_DTYPE_I32, {4});
+    EXPECT_EQ(t.Create().code, TSR_ERR_INVALID_ARGUMENT);
+  }
+}
+
 TEST(PadKernel, BadModeAndNonConstantPads) {
   {
     OpTest t("Pad", "", 13);
     t.SetName("pad1");
-    t.AddInput<float>({2}, {1, 2}).AddInput<int64_t>({2}, {1, 1}, true).SetAttrString("mode", "wrap");
+    t.AddInput<float>({2}, {1, 2}).AddInput<int64_t>({2}, {1, 1}, true).SetAttrString("mode", "mirror");
     t.AddOutput(TSR_DTYPE_F32, {4});
     Err e = t.Create();
     EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
     EXPECT_NE(e.message.find("pad1"), std::string::npos);
-    EXPECT_NE(e.message.find("wrap"), std::string::npos);
+    EXPECT_NE(e.message.find("mirror"), std::string::npos);
   }
   {
     OpTest t("Pad", "", 13);
@@ -584,9 +629,13 @@ TEST(TensorClaims, RejectNonConstantParametersAndUnsupportedDtypes) {
   ok.AddInput<float>({4}, Iota<float>(4)).AddInput<int64_t>({1}, {1}, true).AddInput<int64_t>({1}, {3}, true);
   ok.AddOutput(TSR_DTYPE_F32, {2});
   EXPECT_EQ(ok.Claim(), "");
-  OpTest pad("Pad", "", 13);
+  OpTest pad("Pad", "", 13);  // i32 is supported; an unknown mode is not, and the claim says which
   pad.AddInput<int32_t>({2}, {1, 2}).AddInput<int64_t>({2}, {1, 1}, true).AddOutput(TSR_DTYPE_I32, {4});
-  EXPECT_NE(pad.Claim(), "");
+  EXPECT_EQ(pad.Claim(), "");
+  OpTest pad_mode("Pad", "", 13);
+  pad_mode.AddInput<int32_t>({2}, {1, 2}).AddInput<int64_t>({2}, {1, 1}, true).SetAttrString("mode", "mirror");
+  pad_mode.AddOutput(TSR_DTYPE_I32, {4});
+  EXPECT_NE(pad_mode.Claim().find("mirror"), std::string::npos) << pad_mode.Claim();
   OpTest gather("Gather");
   gather.AddInput<float>({2}, {1, 2}).AddInput<float>({1}, {0}).AddOutput(TSR_DTYPE_F32, {1});
   EXPECT_NE(gather.Claim(), "");
