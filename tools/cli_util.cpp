@@ -317,6 +317,14 @@ const char* DtypeName(int32_t dtype) {
     case TSR_DTYPE_U32: return "uint32";
     case TSR_DTYPE_U64: return "uint64";
     case TSR_DTYPE_BF16: return "bfloat16";
+    case TSR_DTYPE_F8E4M3FN: return "float8e4m3fn";
+    case TSR_DTYPE_F8E4M3FNUZ: return "float8e4m3fnuz";
+    case TSR_DTYPE_F8E5M2: return "float8e5m2";
+    case TSR_DTYPE_F8E5M2FNUZ: return "float8e5m2fnuz";
+    case TSR_DTYPE_U4: return "uint4";
+    case TSR_DTYPE_I4: return "int4";
+    case TSR_DTYPE_F4E2M1: return "float4e2m1";
+    case TSR_DTYPE_F8E8M0: return "float8e8m0";
     default: return "undefined";
   }
 }
@@ -324,6 +332,9 @@ const char* DtypeName(int32_t dtype) {
 size_t DtypeSize(int32_t dtype) {
   switch (dtype) {
     case TSR_DTYPE_U8: case TSR_DTYPE_I8: case TSR_DTYPE_BOOL: return 1;
+    // 8- and 4-bit types: one byte per element (4-bit ones unpacked, see tessera.h).
+    case TSR_DTYPE_F8E4M3FN: case TSR_DTYPE_F8E4M3FNUZ: case TSR_DTYPE_F8E5M2: case TSR_DTYPE_F8E5M2FNUZ:
+    case TSR_DTYPE_U4: case TSR_DTYPE_I4: case TSR_DTYPE_F4E2M1: case TSR_DTYPE_F8E8M0: return 1;
     case TSR_DTYPE_U16: case TSR_DTYPE_I16: case TSR_DTYPE_F16: case TSR_DTYPE_BF16: return 2;
     case TSR_DTYPE_F32: case TSR_DTYPE_I32: case TSR_DTYPE_U32: return 4;
     case TSR_DTYPE_I64: case TSR_DTYPE_U64: case TSR_DTYPE_F64: return 8;
@@ -450,6 +461,11 @@ double ElementAsDouble(const tsr_tensor_t* t, size_t i) {
     case TSR_DTYPE_U32: return Load<uint32_t>(p, i);
     case TSR_DTYPE_U64: return static_cast<double>(Load<uint64_t>(p, i));
     case TSR_DTYPE_BOOL: return Load<uint8_t>(p, i) ? 1.0 : 0.0;
+    case TSR_DTYPE_U4: return Load<uint8_t>(p, i);
+    case TSR_DTYPE_I4: return Load<int8_t>(p, i);
+    // 8-bit and 4-bit floats compare by bit pattern (the CLI has no decoder for them).
+    case TSR_DTYPE_F8E4M3FN: case TSR_DTYPE_F8E4M3FNUZ: case TSR_DTYPE_F8E5M2: case TSR_DTYPE_F8E5M2FNUZ:
+    case TSR_DTYPE_F4E2M1: case TSR_DTYPE_F8E8M0: return Load<uint8_t>(p, i);
     default: return std::nan("");
   }
 }

@@ -29,6 +29,7 @@
 
 #include "backends/common/plugin_util.h"
 #include "backends/cpu/kernel.h"
+#include "backends/cpu/kernel_cache.h"
 #include "tessera/backend.h"
 
 struct tsr_backend_t {
@@ -36,6 +37,7 @@ struct tsr_backend_t {
 };
 struct tsr_device_t {
   tsr_backend_t* backend = nullptr;
+  tessera::cpu::KernelCache kernels;  // shared by this device's executables
 };
 struct tsr_buffer_t {
   uint8_t* ptr = nullptr;
@@ -163,76 +165,11 @@ class ScopedThreads {
 
 // ---- executables --------------------------------------------------------------------------
 
-// A node view whose strings and arrays the executable owns, so that the
-// NodeArgs kernels were created from stay valid for the executable's life.
-struct NodeCopy {
-  std::string name, domain, op_type;
-  std::vector<int32_t> inputs, outputs;
-  struct AttrCopy {
-    std::string name, s;
-    std::vector<int64_t> ints, tdims;
-    std::vector<float> floats;
-    std::vector<std::string> strings;
-    std::vector<const char*> string_ptrs;
-    std::vector<uint8_t> tdata;
-    tsr_tensor_view tview{};
-  };
-  std::vector<AttrCopy> attrs;
-  std::vector<tsr_attr_view> attr_views;
-  tsr_node_view view{};
-
-  void CopyFrom(const tsr_node_view& n) {
-    name = n.name ? n.name : "";
-    domain = n.domain ? n.domain : "";
-    op_type = n.op_type ? n.op_type : "";
-    inputs.assign(n.inputs, n.inputs + n.num_inputs);
-    outputs.assign(n.outputs, n.outputs + n.num_outputs);
-    attrs.resize(n.num_attrs);
-    attr_views.resize(n.num_attrs);
-    for (uint32_t i = 0; i < n.num_attrs; ++i) {
-      const tsr_attr_view& src = n.attrs[i];
-      AttrCopy& c = attrs[i];
-      tsr_attr_view& v = attr_views[i];
-      v = src;
-      c.name = src.name ? src.name : "";
-      v.name = c.name.c_str();
-      if (src.s) c.s.assign(src.s, src.s_len);
-      v.s = src.s ? c.s.data() : nullptr;
-      if (src.ints) c.ints.assign(src.ints, src.ints + src.count);
-      v.ints = src.ints ? c.ints.data() : nullptr;
-      if (src.floats) c.floats.assign(src.floats, src.floats + src.count);
-      v.floats = src.floats ? c.floats.data() : nullptr;
-      if (src.strings) {
-        for (uint64_t k = 0; k < src.count; ++k) c.strings.emplace_back(src.strings[k] ? src.strings[k] : "");
-        for (const std::string& s : c.strings) c.string_ptrs.push_back(s.c_str());
-        v.strings = c.string_ptrs.data();
-      }
-      if (src.tensor) {
-        c.tview = *src.tensor;
-        if (src.tensor->dims) c.tdims.assign(src.tensor->dims, src.tensor->dims + std::max(0, src.tensor->rank));
-        if (src.tensor->data)
-          c.tdata.assign(static_cast<const uint8_t*>(src.tensor->data),
-                         static_cast<const uint8_t*>(src.tensor->data) + src.tensor->nbytes);
-        c.tview.dims = c.tdims.data();
-        c.tview.data = c.tdata.data();
-        v.tensor = &c.tview;
-      }
-      // v.graph stays the host's pointer: valid during compile only.
-    }
-    view = n;
-    view.name = name.c_str();
-    view.domain = domain.c_str();
-    view.op_type = op_type.c_str();
-    view.inputs = inputs.data();
-    view.outputs = outputs.data();
-    view.attrs = attr_views.data();
-  }
-};
-
+// One node of an executable: its value indices there, and its kernel, which
+// may be shared with other executables of the device (kernel_cache.h).
 struct Step {
-  std::unique_ptr<NodeCopy> node;
-  NodeArgs args;
-  std::unique_ptr<Kernel> kernel;
+  std::vector<int32_t> inputs, outputs;
+  std::shared_ptr<const CachedKernel> kernel;
 };
 
 }  // namespace
@@ -469,47 +406,57 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
   std::vector<std::string> errors;
   int32_t first_code = TSR_OK;
   exe->steps.reserve(seg->num_nodes);
+  KernelCache* cache = device ? &device->kernels : nullptr;
   for (uint32_t ni = 0; ni < seg->num_nodes; ++ni) {
     const tsr_node_view& n = seg->nodes[ni];
     Step step;
-    step.node = std::make_unique<NodeCopy>();
-    step.node->CopyFrom(n);
-    const tsr_node_view& nv = step.node->view;
     bool bad_index = false;
-    auto map = [&](const int32_t* idx, uint32_t count, std::vector<const TensorArg*>* out) {
-      for (uint32_t k = 0; k < count; ++k) {
-        int32_t vi = idx[k];
-        if (vi >= static_cast<int32_t>(seg->num_values)) bad_index = true;
-        out->push_back(vi >= 0 && !bad_index ? &exe->values[vi] : nullptr);
-      }
-    };
-    map(nv.inputs, nv.num_inputs, &step.args.inputs);
-    map(nv.outputs, nv.num_outputs, &step.args.outputs);
+    for (uint32_t k = 0; k < n.num_inputs + n.num_outputs; ++k) {
+      int32_t vi = k < n.num_inputs ? n.inputs[k] : n.outputs[k - n.num_inputs];
+      if (vi >= static_cast<int32_t>(seg->num_values)) bad_index = true;
+      (k < n.num_inputs ? step.inputs : step.outputs).push_back(vi);
+    }
     if (bad_index) {
-      errors.push_back(NodeLabel(nv) + ": refers to a value index outside the segment");
+      errors.push_back(NodeLabel(n) + ": refers to a value index outside the segment");
       continue;
     }
-    step.args.node = &nv;
-    step.args.threads = exe->threads;
-    step.args.precision = precision;
-    const KernelEntry* entry = reg.Find(nv.domain, nv.op_type);
-    if (!entry) {
-      errors.push_back(NodeLabel(nv) + ": no CPU kernel for op " + nv.op_type);
-      continue;
-    }
-    Err ke = entry->create(step.args, &step.kernel);
-    if (!ke.ok()) {
-      if (first_code == TSR_OK) first_code = ke.code;
-      errors.push_back(ke.message.empty() ? NodeLabel(nv) + ": kernel creation failed" : ke.message);
-      continue;
-    }
+    const std::string key = cache ? KernelCache::Key(n, *seg, exe->threads, precision) : "";
+    if (!key.empty()) step.kernel = cache->Find(key);
     if (!step.kernel) {
-      errors.push_back(NodeLabel(nv) + ": kernel factory returned no kernel");
-      continue;
+      auto ck = std::make_shared<CachedKernel>();
+      ck->node.CopyFrom(n);
+      const tsr_node_view& nv = ck->node.view;
+      ck->values.reserve(step.inputs.size() + step.outputs.size());  // never reallocated: args point into it
+      for (int32_t vi : step.inputs) ck->values.push_back(vi >= 0 ? exe->values[vi] : TensorArg{});
+      for (int32_t vi : step.outputs) ck->values.push_back(vi >= 0 ? exe->values[vi] : TensorArg{});
+      for (size_t k = 0; k < ck->values.size(); ++k) {
+        int32_t vi = k < step.inputs.size() ? step.inputs[k] : step.outputs[k - step.inputs.size()];
+        (k < step.inputs.size() ? ck->args.inputs : ck->args.outputs).push_back(vi >= 0 ? &ck->values[k] : nullptr);
+      }
+      ck->args.node = &nv;
+      ck->args.threads = exe->threads;
+      ck->args.precision = precision;
+      const KernelEntry* entry = reg.Find(nv.domain, nv.op_type);
+      if (!entry) {
+        errors.push_back(NodeLabel(nv) + ": no CPU kernel for op " + nv.op_type);
+        continue;
+      }
+      Err ke = entry->create(ck->args, &ck->kernel);
+      if (!ke.ok()) {
+        if (first_code == TSR_OK) first_code = ke.code;
+        errors.push_back(ke.message.empty() ? NodeLabel(nv) + ": kernel creation failed" : ke.message);
+        continue;
+      }
+      if (!ck->kernel) {
+        errors.push_back(NodeLabel(nv) + ": kernel factory returned no kernel");
+        continue;
+      }
+      if (!key.empty()) cache->Put(key, ck);
+      step.kernel = std::move(ck);
     }
-    for (int32_t vi : step.node->inputs)
+    for (int32_t vi : step.inputs)
       if (vi >= 0) exe->value_used[vi] = 1;
-    for (int32_t vi : step.node->outputs)
+    for (int32_t vi : step.outputs)
       if (vi >= 0) exe->value_used[vi] = 1;
     exe->steps.push_back(std::move(step));
   }
@@ -571,9 +518,9 @@ int32_t Execute(tsr_executable_t* exe, tsr_stream_t* stream, const tsr_binding* 
   for (const Step& s : exe->steps) {
     in.clear();
     out.clear();
-    for (int32_t vi : s.node->inputs) in.push_back(vi >= 0 ? ptrs[vi] : nullptr);
-    for (int32_t vi : s.node->outputs) out.push_back(vi >= 0 ? ptrs[vi] : nullptr);
-    Err e = s.kernel->Run(in.data(), out.data());
+    for (int32_t vi : s.inputs) in.push_back(vi >= 0 ? ptrs[vi] : nullptr);
+    for (int32_t vi : s.outputs) out.push_back(vi >= 0 ? ptrs[vi] : nullptr);
+    Err e = s.kernel->kernel->Run(in.data(), out.data());
     if (!e.ok()) return Report(e, err);
   }
   return TSR_OK;

@@ -56,7 +56,11 @@ TSR_API tsr_status_t* tsr_options_create(tsr_options_t** out_options);
 TSR_API void tsr_options_free(tsr_options_t* options);
 TSR_API tsr_status_t* tsr_options_set(tsr_options_t* options, const char* key, const char* value);
 
-/* ---- tensors (host memory, row-major, owned by the tensor) ---- */
+/* ---- tensors (host memory, row-major, owned by the tensor) ----
+ * Every dtype takes a whole number of bytes per element: the 8-bit floats
+ * (TSR_DTYPE_F8*) one byte holding the bit pattern, and the 4-bit types
+ * (TSR_DTYPE_U4, I4, F4E2M1) one byte each, UNPACKED (i4 sign-extended, u4 in
+ * 0..15, f4e2m1 in the low nibble); only ONNX files pack them two per byte. */
 TSR_API tsr_status_t* tsr_tensor_create(int32_t dtype, const int64_t* dims, size_t rank, tsr_tensor_t** out_tensor);
 /* Copies nbytes from data; nbytes must equal the tensor's size. */
 TSR_API tsr_status_t* tsr_tensor_create_from_data(int32_t dtype, const int64_t* dims, size_t rank, const void* data,
