@@ -14,164 +14,12 @@
 #include <vector>
 
 #include "backends/cpu/broadcast.h"
+#include "backends/cpu/dtype_convert.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
 
 namespace tessera::cpu {
 namespace {
-
-// ---- element conversion ----------------------------------------------------------
-
-float HalfBitsToFloat(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
-  uint32_t bits;
-  if (exp == 0) {
-    if (man == 0) {
-      bits = sign;
-    } else {  // subnormal: normalize
-      int e = -1;
-      do { man <<= 1; ++e; } while ((man & 0x400u) == 0);
-      bits = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((man & 0x3ffu) << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (man << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t FloatToHalfBits(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  uint32_t sign = (x >> 16) & 0x8000u;
-  uint32_t absx = x & 0x7fffffffu;
-  if (absx >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0u));
-  if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (absx < 0x38800000u) {  // subnormal or zero in half
-    float a;
-    std::memcpy(&a, &absx, 4);
-    float scaled = a * 16777216.0f;  // 2^24: units of the smallest half subnormal
-    uint32_t m = static_cast<uint32_t>(std::nearbyint(scaled));
-    return static_cast<uint16_t>(sign | m);
-  }
-  uint32_t mant = absx & 0x7fffffu;
-  uint32_t exp = (absx >> 23) - 127 + 15;
-  uint32_t h = (exp << 10) | (mant >> 13);
-  uint32_t rest = mant & 0x1fffu;
-  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // round to nearest even
-  return static_cast<uint16_t>(sign | h);
-}
-
-float Bf16BitsToFloat(uint16_t b) {
-  uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t FloatToBf16Bits(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
-  x += 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<uint16_t>(x >> 16);
-}
-
-bool IsResizeDType(int32_t dt) {
-  switch (dt) {
-    case TSR_DTYPE_F32: case TSR_DTYPE_F64: case TSR_DTYPE_F16: case TSR_DTYPE_BF16:
-    case TSR_DTYPE_U8: case TSR_DTYPE_I8: case TSR_DTYPE_U16: case TSR_DTYPE_I16:
-    case TSR_DTYPE_I32: case TSR_DTYPE_I64: case TSR_DTYPE_U32: case TSR_DTYPE_U64:
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool IsFloatDT(int32_t dt) {
-  return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F64 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16;
-}
-
-template <typename T>
-void LoadAs(const void* p, int64_t n, double* d) {
-  const T* s = static_cast<const T*>(p);
-  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<double>(s[i]);
-}
-
-template <typename T>
-void StoreInt(const double* s, int64_t n, void* p) {
-  T* d = static_cast<T*>(p);
-  const double lo = static_cast<double>(std::numeric_limits<T>::lowest());
-  const double hi = static_cast<double>(std::numeric_limits<T>::max());
-  for (int64_t i = 0; i < n; ++i) {
-    double v = std::nearbyint(s[i]);  // default rounding mode: half to even
-    if (std::isnan(v)) v = 0;
-    d[i] = v <= lo ? std::numeric_limits<T>::lowest() : v >= hi ? std::numeric_limits<T>::max() : static_cast<T>(v);
-  }
-}
-
-// Converts n elements of dtype dt at p to doubles.
-void LoadDoubles(int32_t dt, const void* p, int64_t n, double* d) {
-  switch (dt) {
-    case TSR_DTYPE_F32: LoadAs<float>(p, n, d); break;
-    case TSR_DTYPE_F64: std::memcpy(d, p, static_cast<size_t>(n) * 8); break;
-    case TSR_DTYPE_F16: {
-      const uint16_t* s = static_cast<const uint16_t*>(p);
-      for (int64_t i = 0; i < n; ++i) d[i] = HalfBitsToFloat(s[i]);
-      break;
-    }
-    case TSR_DTYPE_BF16: {
-      const uint16_t* s = static_cast<const uint16_t*>(p);
-      for (int64_t i = 0; i < n; ++i) d[i] = Bf16BitsToFloat(s[i]);
-      break;
-    }
-    case TSR_DTYPE_U8: LoadAs<uint8_t>(p, n, d); break;
-    case TSR_DTYPE_I8: LoadAs<int8_t>(p, n, d); break;
-    case TSR_DTYPE_U16: LoadAs<uint16_t>(p, n, d); break;
-    case TSR_DTYPE_I16: LoadAs<int16_t>(p, n, d); break;
-    case TSR_DTYPE_I32: LoadAs<int32_t>(p, n, d); break;
-    case TSR_DTYPE_I64: LoadAs<int64_t>(p, n, d); break;
-    case TSR_DTYPE_U32: LoadAs<uint32_t>(p, n, d); break;
-    case TSR_DTYPE_U64: LoadAs<uint64_t>(p, n, d); break;
-    default: break;
-  }
-}
-
-// Writes n doubles as dtype dt (floats rounded to nearest, integers rounded
-// half-to-even and saturated).
-void StoreDoubles(int32_t dt, const double* s, int64_t n, void* p) {
-  switch (dt) {
-    case TSR_DTYPE_F32: {
-      float* d = static_cast<float*>(p);
-      for (int64_t i = 0; i < n; ++i) d[i] = static_cast<float>(s[i]);
-      break;
-    }
-    case TSR_DTYPE_F64: std::memcpy(p, s, static_cast<size_t>(n) * 8); break;
-    case TSR_DTYPE_F16: {
-      uint16_t* d = static_cast<uint16_t*>(p);
-      for (int64_t i = 0; i < n; ++i) d[i] = FloatToHalfBits(static_cast<float>(s[i]));
-      break;
-    }
-    case TSR_DTYPE_BF16: {
-      uint16_t* d = static_cast<uint16_t*>(p);
-      for (int64_t i = 0; i < n; ++i) d[i] = FloatToBf16Bits(static_cast<float>(s[i]));
-      break;
-    }
-    case TSR_DTYPE_U8: StoreInt<uint8_t>(s, n, p); break;
-    case TSR_DTYPE_I8: StoreInt<int8_t>(s, n, p); break;
-    case TSR_DTYPE_U16: StoreInt<uint16_t>(s, n, p); break;
-    case TSR_DTYPE_I16: StoreInt<int16_t>(s, n, p); break;
-    case TSR_DTYPE_I32: StoreInt<int32_t>(s, n, p); break;
-    case TSR_DTYPE_I64: StoreInt<int64_t>(s, n, p); break;
-    case TSR_DTYPE_U32: StoreInt<uint32_t>(s, n, p); break;
-    case TSR_DTYPE_U64: StoreInt<uint64_t>(s, n, p); break;
-    default: break;
-  }
-}
 
 bool ScalarInt(const TensorArg* t, int64_t* v) {
   if (!t || !t->const_data || t->numel != 1) return false;
@@ -183,7 +31,7 @@ bool ScalarInt(const TensorArg* t, int64_t* v) {
 
 bool ScalarDouble(const TensorArg* t, double* v) {
   if (!t || !t->const_data || t->numel != 1) return false;
-  if (!IsResizeDType(t->dtype)) return false;
+  if (!IsNumericDT(t->dtype)) return false;
   LoadDoubles(t->dtype, t->const_data, 1, v);
   return true;
 }
@@ -200,7 +48,7 @@ Err CheckOutput(const NodeArgs& a, const std::vector<int64_t>& dims) {
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output 0 is required", a.Describe().c_str());
   if (a.outputs[0]->dims != dims)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output dims do not match the computed shape", a.Describe().c_str());
-  if (!IsResizeDType(a.outputs[0]->dtype))
+  if (!IsNumericDT(a.outputs[0]->dtype))
     return MakeErr(TSR_ERR_UNSUPPORTED, "%s: output dtype %s is not supported", a.Describe().c_str(),
                    plugin::DTypeName(a.outputs[0]->dtype));
   return Err::Ok();
@@ -577,7 +425,7 @@ std::string ClaimGenerator(const tsr_node_view& n, const tsr_graph_view& g) {
   if (!r.empty()) return r;
   if (n.num_outputs < 1 || n.outputs[0] < 0) return "";
   int32_t dt = g.values[n.outputs[0]].dtype;
-  if (!IsResizeDType(dt)) return std::string("CPU ") + n.op_type + " does not support output dtype " + plugin::DTypeName(dt);
+  if (!IsNumericDT(dt)) return std::string("CPU ") + n.op_type + " does not support output dtype " + plugin::DTypeName(dt);
   return "";
 }
 

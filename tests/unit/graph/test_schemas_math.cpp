@@ -8,26 +8,12 @@
 
 #include "graph/graph.h"
 #include "graph/op_schema.h"
+#include "tests/unit/graph/type_text.h"
 
 namespace tessera {
 namespace {
 
-// "f32[2,?,3]" -> TensorType.
-TensorType T(const std::string& text) {
-  size_t lb = text.find('[');
-  TensorType t;
-  t.dtype = DTypeFromName(text.substr(0, lb));
-  std::string body = text.substr(lb + 1, text.size() - lb - 2);
-  std::vector<Dim> dims;
-  std::stringstream ss(body);
-  std::string item;
-  while (!body.empty() && std::getline(ss, item, ',')) {
-    if (item == "?") dims.push_back(Dim::Unknown());
-    else dims.push_back(Dim::Known(std::stoll(item)));
-  }
-  t.shape = Shape(std::move(dims));
-  return t;
-}
+TensorType T(const std::string& text) { return testing::ParseTensorType(text); }
 
 class MathInfer : public ::testing::Test {
  protected:
