@@ -26,47 +26,10 @@ const char* DT(int32_t dt) { return plugin::DTypeName(dt); }
 
 // ---- dtype conversion -----------------------------------------------------------------------------
 
-float HalfToFloat(uint16_t h) {
-  const uint32_t s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
-  if (e == 0) {
-    const float v = std::ldexp(static_cast<float>(m), -24);
-    return s ? -v : v;
-  }
-  const uint32_t f = e == 31 ? ((s << 31) | 0x7f800000u | (m << 13)) : ((s << 31) | ((e + 112u) << 23) | (m << 13));
-  return std::bit_cast<float>(f);
-}
-
-// Round to nearest even; overflow gives inf, NaN stays NaN.
-uint16_t FloatToHalf(float f) {
-  const uint32_t x = std::bit_cast<uint32_t>(f);
-  const uint32_t s = (x >> 16) & 0x8000u;
-  const int32_t e = static_cast<int32_t>((x >> 23) & 0xffu);
-  uint32_t m = x & 0x7fffffu;
-  if (e == 255) return static_cast<uint16_t>(s | 0x7c00u | (m ? 0x200u : 0u));
-  const int32_t he = e - 127 + 15;
-  if (he >= 31) return static_cast<uint16_t>(s | 0x7c00u);
-  if (he <= 0) {
-    if (he < -10) return static_cast<uint16_t>(s);
-    m |= 0x800000u;
-    const int shift = 14 - he;
-    uint32_t hm = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (hm & 1u))) ++hm;
-    return static_cast<uint16_t>(s | hm);
-  }
-  uint32_t out = s | (static_cast<uint32_t>(he) << 10) | (m >> 13);
-  const uint32_t rem = m & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (out & 1u))) ++out;
-  return static_cast<uint16_t>(out);
-}
-
-float BF16ToFloat(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
-uint16_t FloatToBF16(float f) {
-  uint32_t x = std::bit_cast<uint32_t>(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
-  x += 0x7fffu + ((x >> 16) & 1u);
-  return static_cast<uint16_t>(x >> 16);
-}
+float HalfToFloat(uint16_t h) { return plugin::HalfBitsToFloat(h); }
+uint16_t FloatToHalf(float f) { return plugin::FloatToHalfBits(f); }
+float BF16ToFloat(uint16_t b) { return plugin::BF16BitsToFloat(b); }
+uint16_t FloatToBF16(float f) { return plugin::FloatToBF16Bits(f); }
 
 bool IsFloatDT(int32_t dt) {
   return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F64 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16;

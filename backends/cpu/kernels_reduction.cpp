@@ -276,39 +276,8 @@ Err CreateReduce(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 
 enum class GKind { kSum, kMean, kMax, kMin, kProd, kL1, kL2, kLogSum, kLogSumExp, kSumSquare };
 
-float HalfBitsToFloat(uint16_t h) {
-  const uint32_t s = (h >> 15) & 1u, e = (h >> 10) & 31u, m = h & 1023u;
-  if (e == 0) {
-    const float v = std::ldexp(static_cast<float>(m), -24);
-    return s ? -v : v;
-  }
-  const uint32_t f = e == 31 ? ((s << 31) | 0x7f800000u | (m << 13)) : ((s << 31) | ((e + 112u) << 23) | (m << 13));
-  return std::bit_cast<float>(f);
-}
-
-// Round to nearest even; overflow gives inf, NaN stays NaN.
-uint16_t FloatToHalfBits(float f) {
-  const uint32_t x = std::bit_cast<uint32_t>(f);
-  const uint32_t s = (x >> 16) & 0x8000u;
-  const int32_t e = static_cast<int32_t>((x >> 23) & 0xffu);
-  uint32_t m = x & 0x7fffffu;
-  if (e == 255) return static_cast<uint16_t>(s | 0x7c00u | (m ? 0x200u : 0u));
-  const int32_t he = e - 127 + 15;
-  if (he >= 31) return static_cast<uint16_t>(s | 0x7c00u);
-  if (he <= 0) {
-    if (he < -10) return static_cast<uint16_t>(s);
-    m |= 0x800000u;
-    const int shift = 14 - he;
-    uint32_t hm = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1u), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (hm & 1u))) ++hm;
-    return static_cast<uint16_t>(s | hm);
-  }
-  uint32_t out = s | (static_cast<uint32_t>(he) << 10) | (m >> 13);
-  const uint32_t rem = m & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (out & 1u))) ++out;
-  return static_cast<uint16_t>(out);
-}
+using plugin::FloatToHalfBits;
+using plugin::HalfBitsToFloat;
 
 bool IsFloatDT(int32_t dt) {
   return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F64 || dt == TSR_DTYPE_F16 || dt == TSR_DTYPE_BF16;
