@@ -187,6 +187,18 @@ const OpSchema* OpRegistry::Find(const std::string& domain, const std::string& o
   return nullptr;
 }
 
+void OpRegistry::Add(const std::string& name, int min_inputs, int max_inputs, int min_outputs, int max_outputs,
+                     InferFn infer) {
+  OpSchema s;
+  s.name = name;
+  s.min_inputs = min_inputs;
+  s.max_inputs = max_inputs;
+  s.min_outputs = min_outputs;
+  s.max_outputs = max_outputs;
+  s.infer = std::move(infer);
+  Register(std::move(s));
+}
+
 OpSchema* OpRegistry::FindMutable(const std::string& domain, const std::string& op) {
   return const_cast<OpSchema*>(Find(domain, op));
 }

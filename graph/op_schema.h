@@ -57,6 +57,8 @@ class OpRegistry {
   // The process-wide registry with every built-in schema registered.
   static const OpRegistry& Global();
   void Register(OpSchema s);
+  // Register() for the common case: a default-domain op with these arities.
+  void Add(const std::string& name, int min_inputs, int max_inputs, int min_outputs, int max_outputs, InferFn infer);
   OpSchema* FindMutable(const std::string& domain, const std::string& op);
   const OpSchema* Find(const std::string& domain, const std::string& op) const;
   std::vector<std::string> ListOps() const;  // "Conv", "tessera.FusedAttention", ...

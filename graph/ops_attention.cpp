@@ -272,23 +272,11 @@ Status InferRotaryEmbedding(InferenceContext& ctx) {
   return Status::Ok();
 }
 
-void Reg(OpRegistry& r, const char* name, int min_in, int max_in, int min_out, int max_out, InferFn fn) {
-  OpSchema s;
-  s.domain = "";
-  s.name = name;
-  s.min_inputs = min_in;
-  s.max_inputs = max_in;
-  s.min_outputs = min_out;
-  s.max_outputs = max_out;
-  s.infer = std::move(fn);
-  r.Register(std::move(s));
-}
-
 }  // namespace
 
 void RegisterAttentionOps(OpRegistry& r) {
-  Reg(r, "Attention", 3, 7, 1, 4, InferAttention);
-  Reg(r, "RotaryEmbedding", 3, 4, 1, 1, InferRotaryEmbedding);
+  r.Add("Attention", 3, 7, 1, 4, InferAttention);
+  r.Add("RotaryEmbedding", 3, 4, 1, 1, InferRotaryEmbedding);
 }
 
 }  // namespace tessera

@@ -175,31 +175,20 @@ Status InferLrn(InferenceContext& ctx) {
   return Status::Ok();
 }
 
-void Reg(OpRegistry& r, const char* name, int min_in, int max_in, int min_out, int max_out, InferFn fn) {
-  OpSchema s;
-  s.name = name;
-  s.min_inputs = min_in;
-  s.max_inputs = max_in;
-  s.min_outputs = min_out;
-  s.max_outputs = max_out;
-  s.infer = std::move(fn);
-  r.Register(std::move(s));
-}
-
 }  // namespace
 
 void RegisterLossNormOps(OpRegistry& r) {
-  Reg(r, "Hardmax", 1, 1, 1, 1, InferHardmax);
-  Reg(r, "CumSum", 2, 2, 1, 1, InferCumSum);
-  Reg(r, "TopK", 1, 2, 2, 2, InferTopK);
-  Reg(r, "NegativeLogLikelihoodLoss", 2, 3, 1, 1, [](InferenceContext& c) { return InferLoss(c, false); });
-  Reg(r, "SoftmaxCrossEntropyLoss", 2, 3, 1, 2, [](InferenceContext& c) { return InferLoss(c, true); });
-  Reg(r, "RMSNormalization", 2, 2, 1, 1, InferNormWithParams);
-  Reg(r, "GroupNormalization", 3, 3, 1, 1, InferNormWithParams);
-  Reg(r, "InstanceNormalization", 3, 3, 1, 1, InferNormWithParams);
-  Reg(r, "MeanVarianceNormalization", 1, 1, 1, 1, InferSameFloat);
-  Reg(r, "LpNormalization", 1, 1, 1, 1, InferLpNorm);
-  Reg(r, "LRN", 1, 1, 1, 1, InferLrn);
+  r.Add("Hardmax", 1, 1, 1, 1, InferHardmax);
+  r.Add("CumSum", 2, 2, 1, 1, InferCumSum);
+  r.Add("TopK", 1, 2, 2, 2, InferTopK);
+  r.Add("NegativeLogLikelihoodLoss", 2, 3, 1, 1, [](InferenceContext& c) { return InferLoss(c, false); });
+  r.Add("SoftmaxCrossEntropyLoss", 2, 3, 1, 2, [](InferenceContext& c) { return InferLoss(c, true); });
+  r.Add("RMSNormalization", 2, 2, 1, 1, InferNormWithParams);
+  r.Add("GroupNormalization", 3, 3, 1, 1, InferNormWithParams);
+  r.Add("InstanceNormalization", 3, 3, 1, 1, InferNormWithParams);
+  r.Add("MeanVarianceNormalization", 1, 1, 1, 1, InferSameFloat);
+  r.Add("LpNormalization", 1, 1, 1, 1, InferLpNorm);
+  r.Add("LRN", 1, 1, 1, 1, InferLrn);
 }
 
 }  // namespace tessera

@@ -137,27 +137,16 @@ Status InferQLinearConv(InferenceContext& ctx) {
   return Status::Ok();
 }
 
-void Reg(OpRegistry& r, const char* name, int min_in, int max_in, int min_out, int max_out, InferFn fn) {
-  OpSchema s;
-  s.name = name;
-  s.min_inputs = min_in;
-  s.max_inputs = max_in;
-  s.min_outputs = min_out;
-  s.max_outputs = max_out;
-  s.infer = std::move(fn);
-  r.Register(std::move(s));
-}
-
 }  // namespace
 
 void RegisterQuantOps(OpRegistry& r) {
-  Reg(r, "QuantizeLinear", 2, 3, 1, 1, InferQuantizeLinear);
-  Reg(r, "DequantizeLinear", 2, 3, 1, 1, InferDequantizeLinear);
-  Reg(r, "DynamicQuantizeLinear", 1, 1, 3, 3, InferDynamicQuantizeLinear);
-  Reg(r, "MatMulInteger", 2, 4, 1, 1, InferMatMulInteger);
-  Reg(r, "QLinearMatMul", 8, 8, 1, 1, InferQLinearMatMul);
-  Reg(r, "ConvInteger", 2, 4, 1, 1, InferConvInteger);
-  Reg(r, "QLinearConv", 8, 9, 1, 1, InferQLinearConv);
+  r.Add("QuantizeLinear", 2, 3, 1, 1, InferQuantizeLinear);
+  r.Add("DequantizeLinear", 2, 3, 1, 1, InferDequantizeLinear);
+  r.Add("DynamicQuantizeLinear", 1, 1, 3, 3, InferDynamicQuantizeLinear);
+  r.Add("MatMulInteger", 2, 4, 1, 1, InferMatMulInteger);
+  r.Add("QLinearMatMul", 8, 8, 1, 1, InferQLinearMatMul);
+  r.Add("ConvInteger", 2, 4, 1, 1, InferConvInteger);
+  r.Add("QLinearConv", 8, 9, 1, 1, InferQLinearConv);
 }
 
 }  // namespace tessera
