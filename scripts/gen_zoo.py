@@ -37,7 +37,7 @@ CLASSES = 10
 
 TORCHVISION = ["resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "squeezenet1_1",
                "shufflenet_v2_x0_5", "efficientnet_b0", "densenet121", "regnet_y_400mf"]
-NAMES = TORCHVISION + ["vit_16", "gpt_decoder", "bert_encoder_torch", "bert_encoder_manual", "lstm"]
+NAMES = TORCHVISION + ["vit_b_16", "vit_16", "gpt_decoder", "bert_encoder_torch", "bert_encoder_manual", "lstm"]
 
 
 def export_names():
@@ -121,6 +121,21 @@ def _builders():
             for prm in model.parameters():
                 prm.add_(torch.randn(prm.shape) * 0.02)
         gen = torch.Generator().manual_seed(640)
+        x = _randn(gen, *IMAGE)
+        _unit_logits(model, _last_linear(model), (x,))
+        return _spec(model, [(x,)], ["input"], ["output"], grad=True)
+
+    def build_vit_b_16():
+        # torchvision's vit_b_16 itself (12 layers, d 768, 86M parameters) at a 64x64 image:
+        # 4x4 patches + the class token keep it fast; the weights make each export 344 MB.
+        import torchvision
+
+        torch.manual_seed(41)
+        model = torchvision.models.vit_b_16(weights=None, image_size=64, num_classes=CLASSES)
+        with torch.no_grad():
+            for prm in model.parameters():
+                prm.add_(torch.randn(prm.shape) * 0.02)
+        gen = torch.Generator().manual_seed(641)
         x = _randn(gen, *IMAGE)
         _unit_logits(model, _last_linear(model), (x,))
         return _spec(model, [(x,)], ["input"], ["output"], grad=True)
@@ -297,7 +312,7 @@ def _builders():
         return _spec(model, [(x,)], ["x"], ["y"])
 
     models = {name: torchvision_builder(name, 20 + i) for i, name in enumerate(TORCHVISION)}
-    models.update({"vit_16": build_vit, "gpt_decoder": build_gpt, "bert_encoder_torch": build_bert_torch,
+    models.update({"vit_b_16": build_vit_b_16, "vit_16": build_vit, "gpt_decoder": build_gpt, "bert_encoder_torch": build_bert_torch,
                    "bert_encoder_manual": build_bert_manual, "lstm": build_lstm})
     return models
 
