@@ -174,6 +174,9 @@ Result<Plan> LowerToPlan(std::unique_ptr<Graph> graph, const Partition& partitio
       val_req.push_back(git->second);
     }
     ArenaPlan ap = PlanArena(reqs);
+    if (ap.arena_bytes > static_cast<uint64_t>(INT64_MAX))
+      return OutOfMemory("device ", devices[d].role, " needs an arena of more than 2^63 bytes (", reqs.size(),
+                         " buffers); the model's tensor sizes are not realistic");
     if (max_arena_bytes > 0 && ap.arena_bytes > static_cast<uint64_t>(max_arena_bytes))
       return OutOfMemory("device ", devices[d].role, " needs an arena of ", ap.arena_bytes,
                          " bytes, above the allocation cap of ", max_arena_bytes, " bytes (option max_alloc_bytes)");

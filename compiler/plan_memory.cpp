@@ -8,6 +8,10 @@ namespace tessera {
 
 namespace {
 uint64_t AlignUp(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
+// Sizes come from untrusted models: sums saturate at UINT64_MAX instead of
+// wrapping, so an impossible arena shows up as huge (and is rejected by the
+// caller's cap) rather than as small.
+uint64_t SatAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 }  // namespace
 
 ArenaPlan PlanArena(const std::vector<BufferRequest>& reqs, uint64_t alignment) {
@@ -29,7 +33,7 @@ ArenaPlan PlanArena(const std::vector<BufferRequest>& reqs, uint64_t alignment) 
     for (size_t p : placed) {
       const BufferRequest& q = reqs[p];
       if (q.first <= r.last && r.first <= q.last)
-        busy.push_back({plan.offsets[p], plan.offsets[p] + AlignUp(std::max<uint64_t>(q.bytes, 1), alignment)});
+        busy.push_back({plan.offsets[p], SatAdd(plan.offsets[p], AlignUp(std::max<uint64_t>(q.bytes, 1), alignment))});
     }
     std::sort(busy.begin(), busy.end());
     uint64_t best = UINT64_MAX, best_gap = UINT64_MAX, cursor = 0;
@@ -42,20 +46,21 @@ ArenaPlan PlanArena(const std::vector<BufferRequest>& reqs, uint64_t alignment) 
     }
     if (best == UINT64_MAX) best = cursor;  // after everything alive
     plan.offsets[idx] = best;
-    plan.arena_bytes = std::max(plan.arena_bytes, best + size);
+    plan.arena_bytes = std::max(plan.arena_bytes, SatAdd(best, size));
     placed.push_back(idx);
   }
-  // Lower bound: sweep over event times.
-  std::map<int64_t, int64_t> delta;
+  // Lower bound: sweep over event times (128-bit sums: n sizes below 2^64 each).
+  std::map<int64_t, __int128> delta;
   for (const auto& r : reqs) {
-    int64_t size = static_cast<int64_t>(AlignUp(std::max<uint64_t>(r.bytes, 1), alignment));
+    __int128 size = AlignUp(std::max<uint64_t>(r.bytes, 1), alignment);
     delta[r.first] += size;
     delta[r.last + 1] -= size;
   }
-  int64_t live = 0;
+  __int128 live = 0;
   for (const auto& [t, d] : delta) {
     live += d;
-    plan.lower_bound = std::max<uint64_t>(plan.lower_bound, static_cast<uint64_t>(std::max<int64_t>(live, 0)));
+    uint64_t l = live <= 0 ? 0 : live >= static_cast<__int128>(UINT64_MAX) ? UINT64_MAX : static_cast<uint64_t>(live);
+    plan.lower_bound = std::max(plan.lower_bound, l);
   }
   return plan;
 }

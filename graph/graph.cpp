@@ -359,22 +359,26 @@ Status Graph::Verify() const {
 }
 
 std::unique_ptr<Graph> Graph::Clone() const {
+  std::unordered_map<const Value*, Value*> vmap;
+  return CloneMapped(&vmap, parent_);
+}
+
+std::unique_ptr<Graph> Graph::CloneMapped(std::unordered_map<const Value*, Value*>* vmap, Graph* parent) const {
   auto g = std::make_unique<Graph>();
   g->name_ = name_;
   g->opsets_ = opsets_;
   g->model_dir_ = model_dir_;
-  g->parent_ = parent_;
+  g->parent_ = parent;
   g->name_counter_ = name_counter_;
-  std::unordered_map<const Value*, Value*> vmap;
   for (const auto& v : values_) {
     Value* nv = g->AddValue(v->name_, v->type_);
     if (v->constant_) nv->constant_ = v->constant_;
-    vmap[v.get()] = nv;
+    (*vmap)[v.get()] = nv;
   }
   auto map_v = [&](Value* v) -> Value* {
     if (!v) return nullptr;
-    auto it = vmap.find(v);
-    return it == vmap.end() ? v : it->second;  // outer-scope values stay as they are
+    auto it = vmap->find(v);
+    return it == vmap->end() ? v : it->second;  // values of scopes outside the copy stay as they are
   };
   for (const auto& n : nodes_) {
     if (n->dead_) continue;
@@ -383,6 +387,8 @@ std::unique_ptr<Graph> Graph::Clone() const {
     for (Value* v : n->outputs_) outs.push_back(map_v(v));
     Node* nn = g->AddNodeWithOutputs(n->op_type_, ins, outs, n->name_, n->domain_);
     nn->attrs_ = n->attrs_;
+    for (auto& [name, a] : nn->attrs_)  // bodies are copied, reading the copy's values
+      if (a.type == AttrType::kGraph && a.g) a.g = std::shared_ptr<Graph>(a.g->CloneMapped(vmap, g.get()));
   }
   for (Value* v : inputs_) g->AddInput(map_v(v));
   for (Value* v : outputs_) g->AddOutput(map_v(v));

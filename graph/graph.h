@@ -172,7 +172,9 @@ class Graph {
   // Looks up a name here, then in enclosing graphs.
   Value* LookupValue(const std::string& name) const;
 
-  // Deep copy (values, nodes, constants share tensor storage).
+  // Deep copy (values, nodes, constants share tensor storage). Subgraphs
+  // (If/Loop/Scan bodies) are copied too, and their reads of enclosing values
+  // point into the copy.
   std::unique_ptr<Graph> Clone() const;
 
   // Where external data and relative paths resolve (the model's folder).
@@ -180,6 +182,9 @@ class Graph {
   void set_model_dir(std::string d) { model_dir_ = std::move(d); }
 
  private:
+  // Clone() with `vmap` (original value -> copy) shared across nesting levels.
+  std::unique_ptr<Graph> CloneMapped(std::unordered_map<const Value*, Value*>* vmap, Graph* parent) const;
+
   std::string name_;
   std::map<std::string, int64_t> opsets_;
   std::vector<std::unique_ptr<Value>> values_;

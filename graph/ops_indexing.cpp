@@ -91,11 +91,11 @@ Status InferGatherND(InferenceContext& ctx) {
   TSR_RETURN_IF_ERROR(CheckIndexDType(ctx, 1, "indices"));
   const Shape& is = ctx.input(1).shape;
   int64_t b = ctx.node->GetInt("batch_dims", 0);
+  if (is.has_rank() && is.rank() < 1) return ctx.Error("indices must have rank >= 1");
   if (!x.shape.has_rank() || !is.has_rank() || !is.dim(is.rank() - 1).is_known()) {
     ctx.outputs[0] = TensorType{x.dtype, Shape::UnknownRank()};
     return Status::Ok();
   }
-  if (is.rank() < 1) return ctx.Error("indices must have rank >= 1");
   int64_t k = is.dim(is.rank() - 1).value;
   if (b < 0 || b >= std::min<int64_t>(x.shape.rank(), is.rank()))
     return ctx.Error("batch_dims ", b, " must be in [0, min(data rank, indices rank))");

@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libprotobuf-dev protobuf-compiler libonnx-dev
   libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   python3 python3-venv python3-numpy python3-torch python3-torchvision
+  clang-14 libclang-rt-14-dev
 )
 
 SUDO=""

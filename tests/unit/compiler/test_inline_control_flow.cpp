@@ -158,6 +158,13 @@ TEST(InlineControlFlow, IfOnAConditionInputRunsEitherBranch) {
   auto g = Branch();
   RunPassOn(*g, CreateInlineControlFlowPass());
   EXPECT_EQ(CountOps(*g, "If"), 1);  // not a constant: left for specialization
+  // Inlining a clone's branch (as the session does) reads the clone's x.
+  auto copy = Branch()->Clone();
+  Tensor one = Tensor::FromVector<uint8_t>(DType::kBool, {}, {1});
+  copy->FindValue("c")->set_constant(one);
+  RunPassOn(*copy, CreateInlineControlFlowPass());
+  EXPECT_EQ(CountOps(*copy, "If"), 0);
+  EXPECT_TRUE(copy->Verify().ok()) << copy->Verify().ToString();
   if (!HaveCpuBackend()) GTEST_SKIP() << "the cpu backend plugin is not built/loadable";
   auto s = Session::FromGraph(Branch(), SessionOptions{});
   ASSERT_TRUE(s.ok()) << s.status().ToString();

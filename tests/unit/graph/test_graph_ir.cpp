@@ -486,3 +486,41 @@ TEST(TensorTest, CreationAndAccess) {
 
 }  // namespace
 }  // namespace tessera
+
+namespace tessera {
+namespace {
+
+// A clone's If bodies are copies whose reads of enclosing values point into
+// the clone, not into the original (which may be gone or compiled for other
+// shapes).
+TEST(GraphIrTest, CloneCopiesSubgraphsAndRemapsCapturedValues) {
+  Graph g;
+  g.set_opset("", 17);
+  Value* c = g.AddValue("c", TensorType{DType::kBool, Shape::FromInts({})});
+  Value* x = g.AddValue("x", TensorType{DType::kF32, Shape::FromInts({3})});
+  g.AddInput(c);
+  g.AddInput(x);
+  auto body = std::make_shared<Graph>();
+  body->set_parent(&g);
+  Node* neg = body->AddNode("Neg", {x}, 1, "neg");  // reads x from the enclosing graph
+  body->AddOutput(neg->output(0));
+  Node* n = g.AddNode("If", {c}, 1, "if");
+  n->set_attr("then_branch", Attribute::FromGraph(body));
+  n->set_attr("else_branch", Attribute::FromGraph(body));
+  g.AddOutput(n->output(0));
+
+  auto copy = g.Clone();
+  const Node* cif = copy->FindNode("if");
+  ASSERT_NE(cif, nullptr);
+  const Graph* cbody = cif->attr("then_branch")->g.get();
+  ASSERT_NE(cbody, nullptr);
+  EXPECT_NE(cbody, body.get());
+  EXPECT_EQ(cbody->parent(), copy.get());
+  ASSERT_EQ(cbody->nodes().size(), 1u);
+  EXPECT_EQ(cbody->nodes()[0]->input(0), copy->FindValue("x"));
+  EXPECT_NE(cbody->nodes()[0]->input(0), x);
+  EXPECT_TRUE(copy->Verify().ok()) << copy->Verify().ToString();
+}
+
+}  // namespace
+}  // namespace tessera
