@@ -5,6 +5,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "compiler/assign_layouts.h"
 #include "compiler/plan_memory.h"
 
 namespace tessera {
@@ -159,7 +160,10 @@ Result<Plan> LowerToPlan(std::unique_ptr<Graph> graph, const Partition& partitio
     for (const auto& [key, l] : live) {
       if (key.second != static_cast<int32_t>(d)) continue;
       const Value* v = key.first;
-      TSR_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(*v->shape().AsInts(), v->dtype()));
+      TSR_ASSIGN_OR_RETURN(int64_t plain_bytes, CheckedByteSize(*v->shape().AsInts(), v->dtype()));
+      // A non-plain layout may need more (padded blocks; assign_layouts.h).
+      const int64_t bytes = std::max<int64_t>(
+          plain_bytes, static_cast<int64_t>(OutputLayoutBytes(v->producer(), v->producer_output())));
       auto r = root(key);
       auto [git, fresh] = group_req.emplace(r, reqs.size());
       if (fresh) {
@@ -184,8 +188,11 @@ Result<Plan> LowerToPlan(std::unique_ptr<Graph> graph, const Partition& partitio
     plan.devices[d].arena_lower_bound = ap.lower_bound;
     for (size_t i = 0; i < vals.size(); ++i) {
       const Value* v = vals[i].first;
-      uint64_t bytes = static_cast<uint64_t>(CheckedByteSize(*v->shape().AsInts(), v->dtype()).value());
-      plan.buffers.push_back({v->name(), static_cast<int32_t>(d), vals[i].second.kind, ap.offsets[val_req[i]], bytes});
+      uint64_t bytes = std::max<uint64_t>(
+          static_cast<uint64_t>(CheckedByteSize(*v->shape().AsInts(), v->dtype()).value()),
+          OutputLayoutBytes(v->producer(), v->producer_output()));
+      plan.buffers.push_back({v->name(), static_cast<int32_t>(d), vals[i].second.kind, ap.offsets[val_req[i]], bytes,
+                              OutputLayout(v->producer(), v->producer_output())});
     }
   }
   plan.graph = std::move(graph);

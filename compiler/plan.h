@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +38,9 @@ struct PlanBuffer {
   BufferKind kind = BufferKind::kIntermediate;
   uint64_t offset = 0;  // in that device's arena
   uint64_t bytes = 0;
+  // Memory layout on that device ("" = plain row-major; else a backend-defined
+  // name such as "nhwc", see compiler/assign_layouts.h). `bytes` covers it.
+  std::string layout;
 };
 
 struct PlanSegment {
@@ -65,6 +69,11 @@ struct Plan {
   std::vector<PlanStep> steps;
   std::vector<PassStat> pass_stats;  // how the compiler got here
   int64_t imported_nodes = 0;        // node count before passes
+  // hetero: why each node runs where it does (node name -> reason from
+  // compiler/partition.h), and partitioner notes. In memory only: a plan
+  // loaded from a file has none.
+  std::map<std::string, std::string> placement_reasons;
+  std::vector<std::string> placement_notes;
 
   // Buffer of `value` on `device`, or nullptr.
   const PlanBuffer* FindBuffer(const std::string& value, int32_t device) const;

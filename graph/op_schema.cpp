@@ -163,6 +163,7 @@ const OpRegistry& OpRegistry::Global() {
     RegisterAttentionOps(*r);
     RegisterRnnOps(*r);
     RegisterSignalOps(*r);
+    RegisterTrainingOps(*r);
     ApplyValueInputs(*r);
     return r;
   }();

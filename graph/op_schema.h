@@ -81,6 +81,7 @@ void RegisterQuantOps(OpRegistry& r);  // graph/ops_quant.cpp
 void RegisterAttentionOps(OpRegistry& r);  // graph/ops_attention.cpp
 void RegisterRnnOps(OpRegistry& r);  // graph/ops_rnn.cpp
 void RegisterSignalOps(OpRegistry& r);  // graph/ops_signal.cpp
+void RegisterTrainingOps(OpRegistry& r);  // graph/ops_training.cpp (losses, optimizers, gradient ops)
 // Sets OpSchema::value_inputs of the registered ops; runs after every Register*Ops.
 void ApplyValueInputs(OpRegistry& r);  // graph/op_value_inputs.cpp
 

@@ -7,6 +7,7 @@
 
 #include "graph/onnx/tensor_proto.h"
 #include "runtime/backend_registry.h"
+#include "runtime/config.h"
 #include "runtime/session.h"
 #include "tessera/tessera.h"
 
@@ -122,6 +123,28 @@ tsr_status_t* tsr_options_set(tsr_options_t* o, const char* key, const char* val
   if (!key) return NullArg("key");
   if (!value) return NullArg("value");
   return Guard([&]() { return ToC(o->opts.Set(key, value)); });
+}
+tsr_status_t* tsr_options_load_config_string(tsr_options_t* o, const char* toml_text, const char* workload) {
+  if (!o) return NullArg("options");
+  if (!toml_text) return NullArg("toml_text");
+  return Guard([&]() -> tsr_status_t* {
+    auto w = tessera::ParseWorkload(workload ? workload : "inference");
+    if (!w.ok()) return ToC(w.status());
+    auto cfg = tessera::LoadConfigString(toml_text, "<string>");
+    if (!cfg.ok()) return ToC(cfg.status());
+    return ToC(o->opts.ApplyConfig(*cfg, *w));
+  });
+}
+tsr_status_t* tsr_options_json(const tsr_options_t* o, char** out) {
+  if (!o) return NullArg("options");
+  if (!out) return NullArg("out_json");
+  return Guard([&]() -> tsr_status_t* {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : o->opts.ToMap()) j[k] = v;
+    if (!o->opts.trace.empty()) j["trace"] = o->opts.trace;
+    *out = CopyString(j.dump());
+    return nullptr;
+  });
 }
 
 tsr_status_t* tsr_tensor_create(int32_t dtype, const int64_t* dims, size_t rank, tsr_tensor_t** out) {

@@ -34,6 +34,19 @@ std::vector<std::string> SplitList(const std::string& s) {
 }  // namespace
 
 Status SessionOptions::Set(const std::string& key, const std::string& value) {
+  // ---- hetero: placement and tracing ----
+  if (key.rfind("placement.", 0) == 0) {
+    std::string what = key.substr(10);
+    if (what.empty()) return InvalidArgument("option '", key, "': missing node name or op type after 'placement.'");
+    if (value.empty()) return InvalidArgument("option '", key, "': empty device role");
+    placement[what] = value;
+    return Status::Ok();
+  }
+  if (key == "trace") {
+    trace = value;
+    return Status::Ok();
+  }
+  // ---- end hetero ----
   if (key == "devices" || key == "device") {
     auto list = SplitList(value);
     if (list.empty()) return InvalidArgument("option 'devices': empty device list");
@@ -41,6 +54,7 @@ Status SessionOptions::Set(const std::string& key, const std::string& value) {
   } else if (key == "threads") {
     TSR_ASSIGN_OR_RETURN(int64_t t, ParseInt(key, value, 0, 4096));
     threads = static_cast<int>(t);
+    threads_set_by_policy = false;  // config
   } else if (key == "opt_level") {
     TSR_ASSIGN_OR_RETURN(int64_t t, ParseInt(key, value, 0, 2));
     opt_level = static_cast<int>(t);
@@ -50,8 +64,9 @@ Status SessionOptions::Set(const std::string& key, const std::string& value) {
     TSR_ASSIGN_OR_RETURN(int64_t d, ParseInt(key, value, 0, int64_t{1} << 40));
     dims[name] = d;
   } else if (key == "max_alloc_bytes") {
-    TSR_ASSIGN_OR_RETURN(int64_t t, ParseInt(key, value, 1, INT64_MAX));
-    max_alloc_bytes = t;
+    auto t = ParseByteSize(value);  // config: bytes, or "2GiB"-style sizes (runtime/config.h)
+    if (!t.ok()) return InvalidArgument("option 'max_alloc_bytes': ", t.status().message());
+    max_alloc_bytes = *t;
   } else if (key == "strict") {
     if (value == "1" || value == "true") strict = true;
     else if (value == "0" || value == "false") strict = false;
@@ -61,15 +76,60 @@ Status SessionOptions::Set(const std::string& key, const std::string& value) {
   } else if (key == "precision") {
     if (value != "f32" && value != "fp32" && value != "bf16")
       return InvalidArgument("option 'precision': expected f32 or bf16, got '", value, "'");
-    if (value == "bf16") return Unsupported("option 'precision': bf16 execution is not implemented yet (fp32 only)");
-    precision = "f32";
+    // precision helper: bf16 runs through compiler/precision.h (apply_precision).
+    precision = value == "bf16" ? "bf16" : "f32";
+  // ---- config: deployment config and its settings ----
   } else if (key == "config") {
-    return Unsupported("option 'config': deployment config files (TOML) are not implemented yet; ",
-                       "use devices/threads/strict options instead");
+    // "PATH" applies [inference]; "PATH#training" / "PATH#inference" pick the table.
+    std::string path = value;
+    Workload w = Workload::kInference;
+    for (Workload cand : {Workload::kTraining, Workload::kInference}) {
+      std::string suffix = std::string("#") + WorkloadName(cand);
+      if (path.size() > suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        path.resize(path.size() - suffix.size());
+        w = cand;
+        break;
+      }
+    }
+    if (path.empty()) return InvalidArgument("option 'config': empty file path");
+    TSR_ASSIGN_OR_RETURN(DeploymentConfig cfg, LoadConfigFile(path));
+    return ApplyConfig(cfg, w);
+  } else if (key == "policy") {
+    if (value == "throughput") {
+      if (threads == 0) {
+        threads = PhysicalCoreCount();
+        threads_set_by_policy = true;
+      }
+    } else if (value == "latency") {
+      if (threads_set_by_policy) threads = 0;
+      threads_set_by_policy = false;
+    } else {
+      return InvalidArgument("option 'policy': expected latency or throughput, got '", value, "'");
+    }
+    policy = value;
+  } else if (key.rfind("memory.", 0) == 0) {
+    std::string role = key.substr(7);
+    if (!IsValidDeviceRole(role) || role == "auto" || !IsKnownBackendName(role.substr(0, role.find(':'))))
+      return InvalidArgument("option '", key, "': '", role, "' is not a device role of a known backend");
+    auto b = ParseByteSize(value);
+    if (!b.ok()) return InvalidArgument("option '", key, "': ", b.status().message());
+    memory_caps[role] = *b;
+  } else if (key.rfind("backend.", 0) == 0) {
+    size_t dot = key.find('.', 8);
+    std::string name = key.substr(8, dot == std::string::npos ? std::string::npos : dot - 8);
+    if (dot == std::string::npos || dot + 1 >= key.size())
+      return InvalidArgument("option '", key, "': expected backend.<backend>.<option>");
+    if (!IsKnownBackendName(name)) return InvalidArgument("option '", key, "': unknown backend '", name, "'");
+    backend_options[name][key.substr(dot + 1)] = value;
+  } else if (key.rfind("training.", 0) == 0) {
+    TSR_ASSIGN_OR_RETURN(std::string v, CheckTrainingSetting(key.substr(9), value));
+    training[key.substr(9)] = v;
+  // ---- end config ----
   } else {
     return InvalidArgument("unknown option '", key,
                            "' (known: devices, threads, opt_level, dim.<name>, max_alloc_bytes, strict, "
-                           "dump_after, precision, config)");
+                           "dump_after, precision, config, policy, memory.<role>, backend.<name>.<key>, "
+                           "training.<key>, placement.<node>, trace)");
   }
   return Status::Ok();
 }
@@ -85,7 +145,55 @@ std::map<std::string, std::string> SessionOptions::ToMap() const {
   m["strict"] = strict ? "1" : "0";
   m["precision"] = precision;
   for (const auto& [k, v] : dims) m["dim." + k] = std::to_string(v);
+  m["policy"] = policy;  // config
+  for (const auto& [k, v] : memory_caps) m["memory." + k] = std::to_string(v);  // config
+  for (const auto& [b, kv] : backend_options)
+    for (const auto& [k, v] : kv) m["backend." + b + "." + k] = v;  // config
+  for (const auto& [k, v] : training) m["training." + k] = v;  // config
+  for (const auto& [k, v] : placement) m["placement." + k] = v;  // hetero
   return m;
 }
+
+// ---- config ----
+Status SessionOptions::ApplyConfig(const DeploymentConfig& config, Workload workload) {
+  const WorkloadConfig& w = config.Get(workload);
+  const char* wname = WorkloadName(workload);
+  if (!w.present) {
+    std::string has = config.inference.present ? " (it has [inference])"
+                                               : config.training.present ? " (it has [training])" : " (it is empty)";
+    return InvalidArgument(config.source, ": no [", wname, "] table", has);
+  }
+  SessionOptions o = *this;
+  // Errors carry the setting's FILE:LINE:COL when the parser recorded it.
+  auto set = [&](const std::string& key, const std::string& value) -> Status {
+    Status st = o.Set(key, value);
+    if (st.ok()) return st;
+    auto it = w.locations.find(key);
+    return st.WithContext(it != w.locations.end() ? it->second : StrCat(config.source, ": [", wname, "]"));
+  };
+  if (w.devices) {
+    std::string list;
+    for (size_t i = 0; i < w.devices->size(); ++i) list += (i ? "," : "") + (*w.devices)[i];
+    TSR_RETURN_IF_ERROR(set("devices", list));
+  }
+  if (w.precision) TSR_RETURN_IF_ERROR(set("precision", *w.precision));
+  if (w.strict) TSR_RETURN_IF_ERROR(set("strict", *w.strict ? "1" : "0"));
+  if (w.threads) TSR_RETURN_IF_ERROR(set("threads", std::to_string(*w.threads)));
+  if (w.opt_level) TSR_RETURN_IF_ERROR(set("opt_level", std::to_string(*w.opt_level)));
+  if (w.max_alloc_bytes) TSR_RETURN_IF_ERROR(set("max_alloc_bytes", std::to_string(*w.max_alloc_bytes)));
+  for (const auto& [role, bytes] : w.memory_caps) TSR_RETURN_IF_ERROR(set("memory." + role, std::to_string(bytes)));
+  for (const auto& [name, size] : w.dims) TSR_RETURN_IF_ERROR(set("dim." + name, std::to_string(size)));
+  for (const auto& [what, role] : w.placement) TSR_RETURN_IF_ERROR(set("placement." + what, role));
+  if (w.trace) TSR_RETURN_IF_ERROR(set("trace", *w.trace));
+  for (const auto& [b, kv] : w.backend_options)
+    for (const auto& [k, v] : kv) TSR_RETURN_IF_ERROR(set("backend." + b + "." + k, v));
+  for (const auto& [k, v] : w.training) TSR_RETURN_IF_ERROR(set("training." + k, v));
+  // Last: throughput fills in threads only when neither the table nor an
+  // earlier setting chose them.
+  if (w.policy) TSR_RETURN_IF_ERROR(set("policy", *w.policy));
+  *this = std::move(o);
+  return Status::Ok();
+}
+// ---- end config ----
 
 }  // namespace tessera

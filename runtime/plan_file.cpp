@@ -27,7 +27,8 @@ struct Header {
   uint32_t version;
   uint32_t header_size;
   uint64_t sec[3][3];  // metadata, graph, weights: offset, size, checksum
-  uint8_t reserved[kHeaderSize - 16 - 72];
+  uint64_t art[3];     // artifacts (optional): offset, size, checksum; zeros = none
+  uint8_t reserved[kHeaderSize - 16 - 72 - 24];
 };
 static_assert(sizeof(Header) == kHeaderSize);
 
@@ -41,9 +42,11 @@ json PlanToJson(const Plan& p, const std::map<std::string, std::string>& options
     j["devices"].push_back({{"role", d.role}, {"backend", d.backend}, {"index", d.index},
                             {"arena_bytes", d.arena_bytes}, {"arena_lower_bound", d.arena_lower_bound}});
   j["buffers"] = json::array();
-  for (const auto& b : p.buffers)
+  for (const auto& b : p.buffers) {
     j["buffers"].push_back({{"value", b.value}, {"device", b.device}, {"kind", BufferKindName(b.kind)},
                             {"offset", b.offset}, {"bytes", b.bytes}});
+    if (!b.layout.empty()) j["buffers"].back()["layout"] = b.layout;  // absent = plain
+  }
   j["segments"] = json::array();
   for (const auto& s : p.segments) j["segments"].push_back({{"device", s.device}, {"nodes", s.nodes}});
   j["transfers"] = json::array();
@@ -78,6 +81,7 @@ Status PlanFromJson(const json& j, Plan* p, std::map<std::string, std::string>* 
         return InvalidArgument("plan metadata: unknown buffer kind '", b.at("kind").get<std::string>(), "'");
       pb.offset = b.at("offset").get<uint64_t>();
       pb.bytes = b.at("bytes").get<uint64_t>();
+      if (b.contains("layout")) pb.layout = b.at("layout").get<std::string>();
       if (pb.device < 0 || pb.device >= ndev) return InvalidArgument("plan metadata: buffer device out of range");
       if (pb.offset + pb.bytes > p->devices[pb.device].arena_bytes || pb.offset + pb.bytes < pb.offset)
         return InvalidArgument("plan metadata: buffer '", pb.value, "' lies outside its arena");
@@ -111,6 +115,60 @@ Status PlanFromJson(const json& j, Plan* p, std::map<std::string, std::string>* 
                                s.at("ms").get<double>()});
   } catch (const std::exception& e) {
     return InvalidArgument("plan metadata is malformed: ", e.what());
+  }
+  return Status::Ok();
+}
+
+// ---- artifacts section ----
+
+std::string SerializeArtifacts(const std::vector<PlanArtifact>& arts) {
+  json index = json::array();
+  std::string blobs;
+  for (const auto& a : arts) {
+    blobs.resize(AlignUp(blobs.size()), '\0');
+    index.push_back({{"segment", a.segment}, {"backend", a.backend}, {"backend_version", a.backend_version},
+                     {"device_name", a.device_name}, {"segment_hash", a.segment_hash}, {"offset", blobs.size()},
+                     {"bytes", a.blob.size()}, {"checksum", PlanChecksum(a.blob.data(), a.blob.size())}});
+    blobs += a.blob;
+  }
+  std::string idx = index.dump();
+  uint64_t len = idx.size();
+  std::string out(reinterpret_cast<const char*>(&len), 8);
+  out += idx;
+  out.resize(AlignUp(out.size()), '\0');
+  out += blobs;
+  return out;
+}
+
+Status ParseArtifacts(const uint8_t* d, uint64_t n, const Plan& plan, std::vector<PlanArtifact>* out) {
+  if (n < 8) return InvalidArgument("the artifacts section is truncated (", n, " bytes)");
+  uint64_t len;
+  std::memcpy(&len, d, 8);
+  if (len > n - 8) return InvalidArgument("the artifacts index (", len, " bytes) overruns its section");
+  const uint64_t blob_base = AlignUp(8 + len);
+  try {
+    json index = json::parse(d + 8, d + 8 + len);
+    for (const auto& e : index) {
+      PlanArtifact a;
+      a.segment = e.at("segment").get<int32_t>();
+      a.backend = e.at("backend").get<std::string>();
+      a.backend_version = e.at("backend_version").get<std::string>();
+      a.device_name = e.at("device_name").get<std::string>();
+      a.segment_hash = e.at("segment_hash").get<uint64_t>();
+      uint64_t off = e.at("offset").get<uint64_t>(), bytes = e.at("bytes").get<uint64_t>();
+      if (a.segment < 0 || static_cast<size_t>(a.segment) >= plan.segments.size())
+        return InvalidArgument("artifact for segment ", a.segment, " but the plan has ", plan.segments.size());
+      if (blob_base > n || off > n - blob_base || bytes > n - blob_base - off)
+        return InvalidArgument("artifact of segment ", a.segment, " (", a.backend, ") lies outside its section");
+      const uint8_t* p = d + blob_base + off;
+      if (PlanChecksum(p, bytes) != e.at("checksum").get<uint64_t>())
+        return InvalidArgument("the plan file is corrupt: checksum mismatch in the artifact of segment ", a.segment,
+                               " (", a.backend, ")");
+      a.blob.assign(reinterpret_cast<const char*>(p), bytes);
+      out->push_back(std::move(a));
+    }
+  } catch (const std::exception& ex) {
+    return InvalidArgument("the artifacts index is malformed: ", ex.what());
   }
   return Status::Ok();
 }
@@ -173,6 +231,15 @@ Result<LoadedPlan> ParsePlan(std::shared_ptr<Mapping> map, const std::string& wh
   auto g = ImportOnnxBytes(d + h.sec[1][0], h.sec[1][1], "", io);
   if (!g.ok()) return g.status().WithContext(what + ": plan graph");
   lp.plan.graph = std::move(g).value();
+  if (h.art[1] != 0 || h.art[0] != 0) {
+    uint64_t off = h.art[0], sz = h.art[1];
+    if (off > n || sz > n - off)
+      return InvalidArgument(what, " is truncated or corrupt: the artifacts section [", off, ", +", sz,
+                             ") lies outside the file (", n, " bytes)");
+    if (PlanChecksum(d + off, sz) != h.art[2])
+      return InvalidArgument(what, " is corrupt: checksum mismatch in the artifacts section");
+    TSR_RETURN_IF_ERROR(ParseArtifacts(d + off, sz, lp.plan, &lp.artifacts).WithContext(what));
+  }
   return lp;
 }
 
@@ -197,7 +264,33 @@ uint64_t PlanChecksum(const void* data, size_t size) {
   return h ^ size;
 }
 
-Status SavePlanFile(const Plan& plan, const std::map<std::string, std::string>& options, const std::string& path) {
+uint64_t SegmentHash(const Plan& plan, int32_t segment) {
+  if (!plan.graph || segment < 0 || static_cast<size_t>(segment) >= plan.segments.size()) return 0;
+  std::string s;
+  auto value = [&s](const Value* v) {
+    if (!v) {
+      s += "-;";
+      return;
+    }
+    s += v->name() + ":" + v->type().ToString() + (v->is_constant() ? "c;" : ";");
+  };
+  for (const std::string& name : plan.segments[segment].nodes) {
+    const Node* n = plan.graph->FindNode(name);
+    s += name + "|";
+    if (!n) continue;
+    s += n->QualifiedOp() + "(";
+    for (const Value* v : n->inputs()) value(v);
+    s += ")->(";
+    for (const Value* v : n->outputs()) value(v);
+    s += ")";
+    for (const auto& [k, a] : n->attrs()) s += k + ",";
+    s += "\n";
+  }
+  return PlanChecksum(s.data(), s.size());
+}
+
+Status SavePlanFile(const Plan& plan, const std::map<std::string, std::string>& options, const std::string& path,
+                    const std::vector<PlanArtifact>* artifacts) {
   if (!plan.graph) return Internal("plan has no graph");
   std::string weights;
   ExportOptions eo;
@@ -227,6 +320,14 @@ Status SavePlanFile(const Plan& plan, const std::map<std::string, std::string>& 
     h.sec[s][2] = PlanChecksum(secs[s]->data(), secs[s]->size());
     off += secs[s]->size();
   }
+  std::string arts;
+  if (artifacts && !artifacts->empty()) {
+    arts = SerializeArtifacts(*artifacts);
+    off = AlignUp(off);
+    h.art[0] = off;
+    h.art[1] = arts.size();
+    h.art[2] = PlanChecksum(arts.data(), arts.size());
+  }
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f) return IoError("cannot open '", path, "' for writing");
   f.write(reinterpret_cast<const char*>(&h), sizeof(h));
@@ -236,6 +337,11 @@ Status SavePlanFile(const Plan& plan, const std::map<std::string, std::string>& 
     f.write(pad.data(), static_cast<std::streamsize>(pad.size()));
     f.write(secs[s]->data(), static_cast<std::streamsize>(secs[s]->size()));
     pos = h.sec[s][0] + secs[s]->size();
+  }
+  if (!arts.empty()) {
+    std::string pad(h.art[0] - pos, '\0');
+    f.write(pad.data(), static_cast<std::streamsize>(pad.size()));
+    f.write(arts.data(), static_cast<std::streamsize>(arts.size()));
   }
   f.close();
   if (!f) return IoError("failed writing '", path, "'");

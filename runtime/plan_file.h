@@ -9,6 +9,11 @@
 //             optimized graph whose constants are external data pointing into
 //             the weights section, location "@weights"), weights (each tensor
 //             64-byte aligned).
+//   then (offset, size, checksum) of an optional fourth section, artifacts
+//   (all zero when absent; older readers ignore it): a u64 index length, the
+//   index (JSON array: segment, backend, backend_version, device_name,
+//   segment_hash, offset, bytes, checksum per blob) and the blobs, each
+//   64-byte aligned relative to the blob area.
 //   sections follow, each starting on a 64-byte boundary.
 // Loading memory-maps the file; constant tensors borrow the mapping (no
 // copy). A wrong magic, another format version, a truncated file, a section
@@ -17,6 +22,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "compiler/plan.h"
 
@@ -28,12 +34,29 @@ inline constexpr uint32_t kPlanFormatVersion = 1;
 // True when the bytes start with the plan magic.
 bool LooksLikePlan(const void* data, size_t size);
 
-// Writes plan (+ options, for the record) to path.
-Status SavePlanFile(const Plan& plan, const std::map<std::string, std::string>& options, const std::string& path);
+// A backend's compiled form of one segment (backend.h executable_serialize),
+// reusable by the same backend version on a device of the same name.
+struct PlanArtifact {
+  int32_t segment = 0;          // index into Plan::segments
+  std::string backend;          // plugin name
+  std::string backend_version;  // tsr_backend_api.version
+  std::string device_name;      // tsr_device_props.name
+  uint64_t segment_hash = 0;    // SegmentHash() of that segment when saved
+  std::string blob;             // opaque to the host
+};
+
+// Hash of a segment's node list (names, ops, attributes' names, value names,
+// dtypes and shapes): an artifact applies only to the segment it came from.
+uint64_t SegmentHash(const Plan& plan, int32_t segment);
+
+// Writes plan (+ options, for the record, + optional artifacts) to path.
+Status SavePlanFile(const Plan& plan, const std::map<std::string, std::string>& options, const std::string& path,
+                    const std::vector<PlanArtifact>* artifacts = nullptr);
 
 struct LoadedPlan {
   Plan plan;
   std::map<std::string, std::string> options;
+  std::vector<PlanArtifact> artifacts;  // checksums verified; empty when the file has none
 };
 Result<LoadedPlan> LoadPlanFile(const std::string& path);
 // From bytes in memory (copied into a private buffer first).

@@ -3,21 +3,29 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
+#include "compiler/assign_layouts.h"  // layouts
 #include "compiler/graph_view.h"
 #include "compiler/lower.h"
 #include "compiler/partition.h"
 #include "compiler/pass.h"
+#include "compiler/precision.h"  // precision
 #include "compiler/specialize.h"
 #include "graph/onnx/onnx_import.h"
 #include "runtime/backend_registry.h"
+#include "runtime/plan_artifacts.h"  // precision: artifacts
 #include "runtime/plan_file.h"
+#include "runtime/auto_placement.h"  // hetero
+#include "runtime/trace.h"           // hetero
 
 namespace tessera {
 namespace {
@@ -51,12 +59,75 @@ struct SegmentExec {
   uint64_t scratch_bytes = 0;
 };
 
+// hetero: a thread that issues one device's work for an ExecContext, one job
+// at a time; it lives as long as the context (contexts are pooled), so runs do
+// not pay for creating threads.
+class IssueThread {
+ public:
+  IssueThread() : th_([this] { Loop(); }) {}
+  ~IssueThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    th_.join();
+  }
+  void Start(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = std::move(job);
+      busy_ = true;
+    }
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !busy_; });
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || busy_; });
+      if (!busy_) return;  // stop_ with no job
+      std::function<void()> job = std::move(job_);
+      lock.unlock();
+      job();
+      lock.lock();
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<void()> job_;
+  bool busy_ = false, stop_ = false;
+  std::thread th_;  // last: starts after the members above exist
+};
+
 // Per-run resources: an arena and a stream per device, scratch per segment.
 struct ExecContext {
   std::vector<tsr_buffer_t*> arenas;
   std::vector<tsr_stream_t*> streams;
   std::vector<tsr_buffer_t*> scratch;
   uint64_t bytes = 0;
+  // hetero: cross-device transfers and timing. Events are created on first
+  // use by the thread that issues work for their device, null where the
+  // backend has no events. Staging buffers are sized before a run starts and
+  // stay untouched until every stream of the run has been synchronized.
+  std::vector<std::vector<uint8_t>> staging;   // per transfer
+  std::vector<tsr_event_t*> transfer_events;   // per transfer, on the source device
+  std::vector<tsr_event_t*> seg_start, seg_end;  // per segment, on its device
+  std::vector<tsr_event_t*> origin;            // per device: recorded when the run starts
+  std::vector<std::unique_ptr<IssueThread>> issuers;  // for the 2nd, 3rd, ... active device
+};
+
+// hetero: one entry of a device's issue order (Variant::schedule).
+struct DeviceOp {
+  enum Kind { kSegment, kSend, kRecv } kind;
+  int32_t index;  // segment or transfer
 };
 
 struct Variant {
@@ -70,21 +141,42 @@ struct Variant {
   std::vector<std::unique_ptr<ExecContext>> pool;  // idle contexts
   std::vector<ExecContext*> all_contexts;
   std::unordered_map<std::string, const Value*> values;  // name -> plan graph value
+  // hetero: per plan device, the order its thread issues work in: segments,
+  // sends (d2h into host staging right after the producing segment) and
+  // receives (h2d from staging before the first consumer).
+  std::vector<std::vector<DeviceOp>> schedule;
+  // precision: compiled artifacts from the plan file (consumed by Prepare) and what became of them.
+  std::vector<PlanArtifact> artifacts;
+  ArtifactReport artifact_report;
+  void DestroyContext(ExecContext* c);
   ~Variant();
 };
+
+void Variant::DestroyContext(ExecContext* c) {
+  for (size_t d = 0; d < c->arenas.size(); ++d) {
+    const tsr_backend_api* api = devices[d]->backend->api;
+    if (c->arenas[d]) api->buffer_free(c->arenas[d]);
+    if (d < c->streams.size() && c->streams[d]) api->stream_destroy(c->streams[d]);
+  }
+  for (size_t s = 0; s < c->scratch.size(); ++s)
+    if (c->scratch[s]) segments[s].dev->backend->api->buffer_free(c->scratch[s]);
+  auto destroy = [](const tsr_backend_api* api, tsr_event_t* e) {
+    if (e && api->event_destroy) api->event_destroy(e);
+  };
+  for (size_t t = 0; t < c->transfer_events.size(); ++t)
+    destroy(devices[plan.transfers[t].src_device]->backend->api, c->transfer_events[t]);
+  for (size_t s = 0; s < c->seg_start.size(); ++s) {
+    destroy(segments[s].dev->backend->api, c->seg_start[s]);
+    destroy(segments[s].dev->backend->api, c->seg_end[s]);
+  }
+  for (size_t d = 0; d < c->origin.size(); ++d) destroy(devices[d]->backend->api, c->origin[d]);
+  delete c;
+}
 
 Variant::~Variant() {
   for (auto& s : segments)
     if (s.exe) s.dev->backend->api->executable_destroy(s.exe);
-  for (auto& c : pool) {
-    for (size_t d = 0; d < c->arenas.size(); ++d) {
-      const tsr_backend_api* api = devices[d]->backend->api;
-      if (c->arenas[d]) api->buffer_free(c->arenas[d]);
-      if (c->streams[d]) api->stream_destroy(c->streams[d]);
-    }
-    for (size_t s = 0; s < c->scratch.size(); ++s)
-      if (c->scratch[s]) segments[s].dev->backend->api->buffer_free(c->scratch[s]);
-  }
+  for (auto& c : pool) DestroyContext(c.release());
 }
 
 std::string JoinNames(const std::vector<IoInfo>& v) {
@@ -164,6 +256,7 @@ struct Session::Impl {
   std::atomic<uint64_t> peak_bytes{0};
 
   ~Impl() {
+    if (tracer) (void)tracer->Write();  // hetero: best effort; Session::WriteTrace reports errors
     variants.clear();  // executables before devices
     devices.clear();
   }
@@ -182,7 +275,31 @@ struct Session::Impl {
                               const std::vector<IoInfo>& inputs, bool* deferred = nullptr);
   Result<ExecContext*> Acquire(Variant& v);
   void Release(Variant& v, ExecContext* c);
+
+  // ---- hetero ----
+  void BuildSchedule(Variant& v);
+  // Issues the plan on every device (one issuing thread per device when the
+  // plan spans several) and waits for all of it. Feeds must stay valid.
+  Status Execute(Variant& v, ExecContext* ctx, const FeedMap& feeds);
+  std::unique_ptr<Tracer> tracer;            // null when tracing is off
+  std::atomic<uint64_t> transfer_bytes{0};   // over all runs
+  std::atomic<int64_t> transfer_count{0};
+  std::atomic<int64_t> next_run_id{0};       // numbers runs in the trace
+  std::atomic<uint64_t> last_run_transfer_bytes{0};
+  std::string auto_json;                     // "auto" placement report (JSON object text), or ""
+  // ---- end hetero ----
 };
+
+namespace {
+// hetero: the `trace` option, else $TESSERA_TRACE, turns tracing on.
+void InitTrace(Session::Impl& impl) {
+  std::string path = impl.opts.trace;
+  if (path == "off") return;  // explicitly off, even with $TESSERA_TRACE
+  if (path.empty())
+    if (const char* env = std::getenv("TESSERA_TRACE")) path = env;
+  if (!path.empty()) impl.tracer = std::make_unique<Tracer>(path);
+}
+}  // namespace
 
 // ---- devices ------------------------------------------------------------------
 
@@ -352,12 +469,69 @@ Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::stri
                        return FromPluginError(rc, err, StrCat("device '", dev->role, "' claim"));
                      }});
     droles.push_back({role, dev->backend->name, dev->index});
+    // hetero: the cost model's device numbers.
+    if (dev->index < static_cast<int32_t>(dev->backend->devices.size())) {
+      cands.back().peak_gflops = dev->backend->devices[dev->index].peak_gflops_f32;
+      cands.back().memory_gbps = dev->backend->devices[dev->index].memory_gbps;
+    }
   }
   if (cands.empty()) return Status(StatusCode::kNoDevice, "none of the requested devices is available");
-  TSR_ASSIGN_OR_RETURN(Partition part, PartitionGraph(*g, cands, opts.strict));
+  // ---- hetero: cost-model partitioning with placement overrides ----
+  PartitionOptions popts;
+  popts.strict = opts.strict;
+  popts.placement = opts.placement;
+  TSR_ASSIGN_OR_RETURN(Partition part, PartitionGraph(*g, cands, popts));
+  std::map<std::string, std::string> placement_reasons;  // by node name: later passes may add nodes
+  {
+    size_t i = 0;
+    for (const Node* n : g->nodes()) {
+      if (i < part.node_reason.size()) placement_reasons[n->name()] = part.node_reason[i];
+      ++i;
+    }
+  }
+  // ---- end hetero ----
+  // ---- precision: retype compute regions to bf16/f16 (compiler/precision.h) ----
+  {
+    TSR_ASSIGN_OR_RETURN(DType compute, ParsePrecision(opts.precision));
+    if (compute != DType::kF32) {
+      auto tp = Clock::now();
+      const int64_t before = static_cast<int64_t>(g->num_nodes());
+      PrecisionReport prep;
+      TSR_ASSIGN_OR_RETURN(part, ApplyPrecision(*g, part, cands, compute, &prep));
+      ctx.stats.push_back(PrecisionPassStat(prep, before, static_cast<int64_t>(g->num_nodes()), MsSince(tp)));
+    }
+  }
+  // ---- end precision ----
+  // ---- layouts: per-segment layout negotiation (compiler/assign_layouts.h) ----
+  // At O2 and above; TESSERA_LAYOUTS=0 in the environment turns it off (for A/B measurements).
+  if (opts.opt_level >= 2 && !(std::getenv("TESSERA_LAYOUTS") && std::string(std::getenv("TESSERA_LAYOUTS")) == "0")) {
+    auto tl = Clock::now();
+    std::vector<LayoutChooser> choosers;
+    for (const auto& dr : droles) {
+      auto od = OpenRole(dr.role);
+      auto fn = od.ok() ? TSR_API_SLOT((*od)->backend->api, choose_layouts) : nullptr;
+      if (!fn) {
+        choosers.emplace_back();
+        continue;
+      }
+      OpenDevice* dev = *od;
+      choosers.push_back([dev, fn](const tsr_graph_view& view, std::vector<tsr_layout_choice>* vals,
+                                   std::vector<uint8_t>* acc) -> Status {
+        tsr_error err{};
+        std::lock_guard<std::mutex> lock(dev->mu);
+        int32_t rc = fn(dev->dev, &view, vals->data(), acc->data(), &err);
+        return FromPluginError(rc, err, StrCat("device '", dev->role, "' choose_layouts"));
+      });
+    }
+    TSR_ASSIGN_OR_RETURN(LayoutStats ls, AssignLayouts(*g, part, choosers));
+    ctx.stats.push_back({"assign_layouts", ls.nodes_before, ls.nodes_after, ls.conversions, MsSince(tl)});
+  }
+  // ---- end layouts ----
   TSR_ASSIGN_OR_RETURN(Plan plan, LowerToPlan(std::move(g), part, droles, opts.max_alloc_bytes));
   plan.pass_stats = ctx.stats;
   plan.imported_nodes = static_cast<int64_t>(model->num_nodes());
+  plan.placement_reasons = std::move(placement_reasons);  // hetero
+  plan.placement_notes = part.notes;                       // hetero
   auto v = std::make_unique<Variant>();
   v->plan = std::move(plan);
   v->specialized.assign(value_inputs.begin(), value_inputs.end());
@@ -380,15 +554,37 @@ Status Session::Impl::Prepare(Variant& v) {
   for (const Node* n : plan.graph->nodes()) by_name[n->name()] = n;
   for (const Value* val : plan.graph->values()) v.values[val->name()] = val;
 
-  // Only options the user set are passed; backends apply their own defaults.
-  std::vector<std::string> opt_keys = {"precision"}, opt_vals = {opts.precision};
-  if (opts.threads > 0) {
-    opt_keys.push_back("threads");
-    opt_vals.push_back(std::to_string(opts.threads));
+  // Per-device memory caps (config [inference.memory], option memory.<role>): the arena the plan needs on a
+  // device must fit under its cap; the cap also reaches the backend as compile option "memory_cap".
+  for (const auto& d : plan.devices) {
+    auto cap = opts.memory_caps.find(d.role);
+    if (cap != opts.memory_caps.end() && d.arena_bytes > static_cast<uint64_t>(cap->second))
+      return Status(StatusCode::kOutOfMemory,
+                    StrCat("device ", d.role, " needs an arena of ", d.arena_bytes, " bytes, over its memory cap of ",
+                           cap->second, " bytes (option memory.", d.role, ")"));
   }
-  std::vector<tsr_option> copt;
-  for (size_t i = 0; i < opt_keys.size(); ++i) copt.push_back({opt_keys[i].c_str(), opt_vals[i].c_str()});
-  tsr_compile_options co{sizeof(tsr_compile_options), static_cast<uint32_t>(copt.size()), copt.data()};
+  // Options per device: that backend's own options from the config ([inference.backend.<name>]) come first
+  // (plugins take the first match), then memory_cap, then the session-wide precision and threads.
+  // Only options the user set are passed; backends apply their own defaults.
+  struct DeviceOptions {
+    std::vector<std::pair<std::string, std::string>> kv;
+    std::vector<tsr_option> list;
+    tsr_compile_options co{};
+  };
+  std::vector<DeviceOptions> dev_opts(plan.devices.size());
+  for (size_t d = 0; d < plan.devices.size(); ++d) {
+    auto& kv = dev_opts[d].kv;
+    auto bo = opts.backend_options.find(plan.devices[d].backend);
+    if (bo != opts.backend_options.end())
+      for (const auto& [k, val] : bo->second) kv.emplace_back(k, val);
+    auto cap = opts.memory_caps.find(plan.devices[d].role);
+    if (cap != opts.memory_caps.end()) kv.emplace_back("memory_cap", std::to_string(cap->second));
+    kv.emplace_back("precision", opts.precision);
+    if (opts.threads > 0) kv.emplace_back("threads", std::to_string(opts.threads));
+    for (const auto& [k, val] : kv) dev_opts[d].list.push_back({k.c_str(), val.c_str()});
+    dev_opts[d].co = {sizeof(tsr_compile_options), static_cast<uint32_t>(dev_opts[d].list.size()),
+                      dev_opts[d].list.data()};
+  }
 
   for (const auto& seg : plan.segments) {
     std::vector<const Node*> nodes;
@@ -414,7 +610,15 @@ Status Session::Impl::Prepare(Variant& v) {
     }
     tsr_error err{};
     std::lock_guard<std::mutex> lock(se.dev->mu);
-    int32_t rc = api->compile(se.dev->dev, view->view(), &co, &se.exe, &err);
+    // ---- precision: a cached artifact from the plan file, else compile ----
+    ArtifactTarget target{se.dev->backend->name, api, se.dev->dev, "", se.dev->role};
+    if (se.dev->index < static_cast<int32_t>(se.dev->backend->devices.size()))
+      target.device_name = se.dev->backend->devices[se.dev->index].name;
+    const tsr_compile_options& co = dev_opts[seg.device].co;
+    TSR_RETURN_IF_ERROR(CompileFromArtifact(v.artifacts, plan, static_cast<int32_t>(v.segments.size()), target,
+                                            *view->view(), co, &se.exe, &v.artifact_report));
+    int32_t rc = se.exe ? TSR_OK : api->compile(se.dev->dev, view->view(), &co, &se.exe, &err);
+    // ---- end precision ----
     if (rc != TSR_OK)
       return FromPluginError(rc, err, StrCat("compiling a segment of ", nodes.size(), " node(s) on ", se.dev->role));
     auto scratch_fn = TSR_API_SLOT(api, executable_scratch_bytes);
@@ -427,7 +631,46 @@ Status Session::Impl::Prepare(Variant& v) {
     }
     v.segments.push_back(se);
   }
+  BuildSchedule(v);  // hetero
   return Status::Ok();
+}
+
+// hetero: per-device issue orders. A send goes right after the segment that
+// produces its value (so the source device is not held up by later work), a
+// receive where the plan's transfer step is (before the first consumer).
+// Deadlock-free: every wait is on a send at an earlier point of the plan's
+// topological step order.
+void Session::Impl::BuildSchedule(Variant& v) {
+  const Plan& plan = v.plan;
+  v.schedule.assign(plan.devices.size(), {});
+  std::unordered_map<std::string, int32_t> seg_of_node;
+  for (size_t s = 0; s < plan.segments.size(); ++s)
+    for (const auto& n : plan.segments[s].nodes) seg_of_node[n] = static_cast<int32_t>(s);
+  std::vector<std::vector<int32_t>> sends_after(plan.segments.size());
+  std::vector<bool> placed(plan.transfers.size(), false);
+  for (size_t t = 0; t < plan.transfers.size(); ++t) {
+    auto vit = v.values.find(plan.transfers[t].value);
+    if (vit == v.values.end() || !vit->second->producer()) continue;
+    auto sit = seg_of_node.find(vit->second->producer()->name());
+    if (sit == seg_of_node.end() || plan.segments[sit->second].device != plan.transfers[t].src_device) continue;
+    sends_after[sit->second].push_back(static_cast<int32_t>(t));
+  }
+  for (const auto& step : plan.steps) {
+    if (step.kind == PlanStep::kSegment) {
+      v.schedule[plan.segments[step.index].device].push_back({DeviceOp::kSegment, step.index});
+      for (int32_t t : sends_after[step.index]) {
+        v.schedule[plan.transfers[t].src_device].push_back({DeviceOp::kSend, t});
+        placed[t] = true;
+      }
+    } else {
+      const PlanTransfer& tr = plan.transfers[step.index];
+      if (!placed[step.index]) {
+        v.schedule[tr.src_device].push_back({DeviceOp::kSend, step.index});
+        placed[step.index] = true;
+      }
+      v.schedule[tr.dst_device].push_back({DeviceOp::kRecv, step.index});
+    }
+  }
 }
 
 Result<Variant*> Session::Impl::GetVariant(const std::map<std::string, std::vector<int64_t>>& shapes,
@@ -484,14 +727,13 @@ Result<ExecContext*> Session::Impl::Acquire(Variant& v) {
     }
   }
   auto c = std::make_unique<ExecContext>();
+  c->staging.resize(v.plan.transfers.size());
+  c->transfer_events.assign(v.plan.transfers.size(), nullptr);
+  c->seg_start.assign(v.segments.size(), nullptr);
+  c->seg_end.assign(v.segments.size(), nullptr);
+  c->origin.assign(v.devices.size(), nullptr);
   auto fail = [&](Status s) -> Status {
-    for (size_t d = 0; d < c->arenas.size(); ++d) {
-      const tsr_backend_api* api = v.devices[d]->backend->api;
-      if (c->arenas[d]) api->buffer_free(c->arenas[d]);
-      if (d < c->streams.size() && c->streams[d]) api->stream_destroy(c->streams[d]);
-    }
-    for (size_t s = 0; s < c->scratch.size(); ++s)
-      if (c->scratch[s]) v.segments[s].dev->backend->api->buffer_free(c->scratch[s]);
+    v.DestroyContext(c.release());
     return s;
   };
   for (size_t d = 0; d < v.devices.size(); ++d) {
@@ -535,14 +777,263 @@ void Session::Impl::Release(Variant& v, ExecContext* c) {
   v.pool.emplace_back(c);
 }
 
+// ---- hetero: multi-device execution ----------------------------------------------
+//
+// Each plan device gets an issuing thread (the calling thread issues for the
+// first one) that walks Variant::schedule[d] on that device's stream:
+//   segment: execute (events around it when tracing with device timing);
+//   send:    copy_d2h into host staging, then event_record (or, for a backend
+//            without events, stream_synchronize) and a host-side flag;
+//   receive: wait for the flag (the send is issued), then wait for the send's
+//            event and copy_h2d from staging. copy_h2d reads its host source
+//            during the call (backend.h), so the d2h must be complete: the
+//            DESTINATION device's thread calls event_synchronize. No other
+//            device stops issuing, so independent segments on different
+//            devices overlap.
+// Every stream is synchronized once at the end.
+Status Session::Impl::Execute(Variant& v, ExecContext* ctx, const FeedMap& feeds) {
+  const Plan& plan = v.plan;
+  const size_t nd = v.devices.size();
+  Tracer* tr = tracer.get();
+  const double run_start = tr ? tr->NowUs() : 0;
+  const int64_t run_id = next_run_id++;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<uint8_t> sent(plan.transfers.size(), 0);
+  bool failed = false;
+  Status first_error;
+  std::vector<double> seg_host_start(plan.segments.size(), -1), seg_host_end(plan.segments.size(), -1);
+  std::vector<double> xfer_start(plan.transfers.size(), -1), xfer_end(plan.transfers.size(), -1);
+  std::vector<double> origin_host(nd, 0);
+  std::vector<uint8_t> device_timed(nd, 0);
+  for (size_t t = 0; t < plan.transfers.size(); ++t) {
+    const PlanBuffer* src = plan.FindBuffer(plan.transfers[t].value, plan.transfers[t].src_device);
+    if (!src) return Internal("transfer of '", plan.transfers[t].value, "' has no source buffer");
+    ctx->staging[t].resize(src->bytes);
+  }
+
+  auto run_device = [&](size_t d) -> Status {
+    OpenDevice* od = v.devices[d];
+    const tsr_backend_api* api = od->backend->api;
+    tsr_stream_t* stream = ctx->streams[d];
+    const std::string& role = plan.devices[d].role;
+    tsr_error err{};
+    const bool has_events = api->event_create && api->event_destroy && api->event_record && api->event_synchronize;
+    auto elapsed = TSR_API_SLOT(api, event_elapsed_us);
+    const bool timed = tr && has_events && elapsed;
+    auto call = [&](int32_t rc, const std::string& what) -> Status {
+      return rc == TSR_OK ? Status::Ok() : FromPluginError(rc, err, what);
+    };
+    auto make_event = [&](tsr_event_t** slot) -> Status {
+      if (*slot) return Status::Ok();
+      std::lock_guard<std::mutex> lock(od->mu);  // a call on the device object
+      return call(api->event_create(od->dev, slot, &err), StrCat("creating an event on ", role));
+    };
+    if (timed) {
+      TSR_RETURN_IF_ERROR(make_event(&ctx->origin[d]));
+      TSR_RETURN_IF_ERROR(call(api->event_record(ctx->origin[d], stream, &err), "recording an event"));
+      origin_host[d] = tr->NowUs();
+      device_timed[d] = 1;
+    }
+    for (const auto& b : plan.buffers) {
+      if (b.kind != BufferKind::kInput || b.device != static_cast<int32_t>(d)) continue;
+      auto it = feeds.find(b.value);
+      if (it == feeds.end()) continue;
+      TSR_RETURN_IF_ERROR(call(api->copy_h2d(stream, ctx->arenas[d], b.offset, it->second->raw(),
+                                             it->second->nbytes(), &err),
+                               StrCat("copying input '", b.value, "' to ", role)));
+    }
+    std::vector<tsr_binding> bindings;
+    for (const DeviceOp& op : v.schedule[d]) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (failed) return Status::Ok();  // another device failed; its error is reported
+      }
+      if (op.kind == DeviceOp::kSegment) {
+        SegmentExec& se = v.segments[op.index];
+        bindings.assign(se.offsets.size() + 1, tsr_binding{nullptr, 0});
+        for (size_t i = 0; i < se.offsets.size(); ++i)
+          if (se.offsets[i] >= 0) bindings[i] = {ctx->arenas[d], static_cast<uint64_t>(se.offsets[i])};
+        bindings.back() = {ctx->scratch[op.index], 0};
+        uint32_t nb = static_cast<uint32_t>(se.offsets.size() + (se.scratch_bytes ? 1 : 0));
+        if (timed) {
+          TSR_RETURN_IF_ERROR(make_event(&ctx->seg_start[op.index]));
+          TSR_RETURN_IF_ERROR(make_event(&ctx->seg_end[op.index]));
+          TSR_RETURN_IF_ERROR(call(api->event_record(ctx->seg_start[op.index], stream, &err), "recording an event"));
+        }
+        const double t0 = tr ? tr->NowUs() : 0;
+        TSR_RETURN_IF_ERROR(call(api->execute(se.exe, stream, bindings.data(), nb, &err), StrCat("running on ", role)));
+        if (timed) {
+          TSR_RETURN_IF_ERROR(call(api->event_record(ctx->seg_end[op.index], stream, &err), "recording an event"));
+        } else if (tr) {
+          // Host timing: wait for this segment on this device's thread only.
+          TSR_RETURN_IF_ERROR(call(api->stream_synchronize(stream, &err), StrCat("synchronizing ", role)));
+        }
+        if (tr) {
+          seg_host_start[op.index] = t0;
+          seg_host_end[op.index] = tr->NowUs();
+        }
+      } else if (op.kind == DeviceOp::kSend) {
+        const PlanTransfer& t = plan.transfers[op.index];
+        const PlanBuffer* src = plan.FindBuffer(t.value, t.src_device);
+        if (tr) xfer_start[op.index] = tr->NowUs();
+        std::vector<uint8_t>& host = ctx->staging[op.index];
+        TSR_RETURN_IF_ERROR(call(api->copy_d2h(stream, host.data(), ctx->arenas[d], src->offset, host.size(), &err),
+                                 StrCat("transfer of '", t.value, "': copying from ", role)));
+        if (has_events) {
+          TSR_RETURN_IF_ERROR(make_event(&ctx->transfer_events[op.index]));
+          TSR_RETURN_IF_ERROR(call(api->event_record(ctx->transfer_events[op.index], stream, &err),
+                                   "recording a transfer event"));
+        } else {
+          TSR_RETURN_IF_ERROR(call(api->stream_synchronize(stream, &err), StrCat("synchronizing ", role)));
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          sent[op.index] = 1;
+        }
+        cv.notify_all();
+      } else {
+        const PlanTransfer& t = plan.transfers[op.index];
+        {
+          std::unique_lock<std::mutex> lock(mu);
+          cv.wait(lock, [&] { return sent[op.index] || failed; });
+          if (failed) return Status::Ok();
+        }
+        if (tsr_event_t* ev = ctx->transfer_events[op.index]) {
+          // copy_h2d reads its host source during the call (backend.h), so the
+          // d2h that fills the staging buffer must have completed: the
+          // DESTINATION device's thread waits for the send's event on the host.
+          const tsr_backend_api* sapi = v.devices[t.src_device]->backend->api;
+          TSR_RETURN_IF_ERROR(call(sapi->event_synchronize(ev, &err), StrCat("transfer of '", t.value,
+                                                                             "': waiting for ",
+                                                                             plan.devices[t.src_device].role)));
+        }
+        const PlanBuffer* dst = plan.FindBuffer(t.value, t.dst_device);
+        if (!dst) return Internal("transfer of '", t.value, "' has no buffer on ", role);
+        const std::vector<uint8_t>& host = ctx->staging[op.index];
+        TSR_RETURN_IF_ERROR(call(api->copy_h2d(stream, ctx->arenas[d], dst->offset, host.data(),
+                                               std::min<uint64_t>(host.size(), dst->bytes), &err),
+                                 StrCat("transfer of '", t.value, "': copying to ", role)));
+        if (tr) xfer_end[op.index] = tr->NowUs();
+      }
+    }
+    return Status::Ok();
+  };
+  auto guarded = [&](size_t d) {
+    Status st = run_device(d);
+    if (!st.ok()) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failed) first_error = st;
+        failed = true;
+      }
+      cv.notify_all();
+    }
+  };
+
+  // Devices with work: inputs or schedule entries.
+  std::vector<size_t> active;
+  for (size_t d = 0; d < nd; ++d) {
+    bool has_inputs = false;
+    for (const auto& b : plan.buffers)
+      if (b.kind == BufferKind::kInput && b.device == static_cast<int32_t>(d) && feeds.count(b.value))
+        has_inputs = true;
+    if (has_inputs || !v.schedule[d].empty()) active.push_back(d);
+  }
+  // The calling thread issues for the first device once every other issuing
+  // thread is running, so a busy machine does not serialize the devices by
+  // starting a thread late.
+  size_t started = 0;
+  const size_t extra = active.empty() ? 0 : active.size() - 1;
+  while (ctx->issuers.size() < extra) ctx->issuers.push_back(std::make_unique<IssueThread>());
+  for (size_t k = 0; k < extra; ++k)
+    ctx->issuers[k]->Start([&, d = active[k + 1]] {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++started;
+      }
+      cv.notify_all();
+      guarded(d);
+    });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return started == extra; });
+  }
+  if (!active.empty()) guarded(active[0]);
+  for (size_t k = 0; k < extra; ++k) ctx->issuers[k]->Wait();
+
+  tsr_error err{};
+  Status st = first_error;
+  for (size_t d = 0; d < nd; ++d) {
+    const tsr_backend_api* api = v.devices[d]->backend->api;
+    int32_t rc = api->stream_synchronize(ctx->streams[d], &err);  // also after a failure: staging must stay idle
+    if (rc != TSR_OK && st.ok()) st = FromPluginError(rc, err, StrCat("synchronizing ", plan.devices[d].role));
+  }
+  if (!st.ok()) return st;
+
+  uint64_t moved = 0;
+  for (const auto& h : ctx->staging) moved += h.size();
+  transfer_bytes += moved;
+  transfer_count += static_cast<int64_t>(plan.transfers.size());
+  last_run_transfer_bytes = moved;
+
+  if (tr) {
+    const double run_end = tr->NowUs();
+    int32_t run_row = tr->Row("runs");
+    tr->Add({StrCat("run ", run_id), "run", run_row, run_start, run_end - run_start, run_id,
+             StrCat("{\"segments\":", plan.segments.size(), ",\"transfers\":", plan.transfers.size(),
+                    ",\"transfer_bytes\":", moved, "}")});
+    for (size_t s = 0; s < plan.segments.size(); ++s) {
+      const int32_t d = plan.segments[s].device;
+      double start = seg_host_start[s], dur = seg_host_end[s] - seg_host_start[s];
+      std::string timing = "host";
+      if (device_timed[d]) {
+        const tsr_backend_api* api = v.devices[d]->backend->api;
+        auto elapsed = TSR_API_SLOT(api, event_elapsed_us);
+        double off = 0, len = 0;
+        if (elapsed(ctx->origin[d], ctx->seg_start[s], &off, &err) == TSR_OK &&
+            elapsed(ctx->seg_start[s], ctx->seg_end[s], &len, &err) == TSR_OK) {
+          start = origin_host[d] + off;
+          dur = len;
+          timing = "device";
+        }
+      }
+      const auto& nodes = plan.segments[s].nodes;
+      json args = {{"segment", s}, {"device", plan.devices[d].role}, {"nodes", nodes.size()},
+                   {"first_node", nodes.empty() ? "" : nodes.front()}, {"last_node", nodes.empty() ? "" : nodes.back()},
+                   {"timing", timing}};
+      tr->Add({StrCat("segment ", s, " (", nodes.size(), " nodes)"), "segment", tr->Row(plan.devices[d].role), start,
+               dur, run_id, args.dump()});
+    }
+    const int32_t xrow = plan.transfers.empty() ? 0 : tr->Row("transfers");
+    for (size_t t = 0; t < plan.transfers.size(); ++t) {
+      const PlanTransfer& x = plan.transfers[t];
+      json args = {{"value", x.value}, {"from", plan.devices[x.src_device].role},
+                   {"to", plan.devices[x.dst_device].role}, {"bytes", ctx->staging[t].size()}};
+      tr->Add({StrCat("transfer '", x.value, "'"), "transfer", xrow, xfer_start[t], xfer_end[t] - xfer_start[t],
+               run_id, args.dump()});
+    }
+  }
+  return Status::Ok();
+}
+
 // ---- Session ---------------------------------------------------------------------
 
 Session::Session() : impl_(std::make_unique<Impl>()) {}
 Session::~Session() = default;
 
+Status Session::WriteTrace() {
+  if (!impl_->tracer) return FailedPrecondition("tracing is off (set the 'trace' option or $TESSERA_TRACE)");
+  return impl_->tracer->Write();
+}
+
+std::string Session::TraceJson() const { return impl_->tracer ? impl_->tracer->ToJson() : std::string(); }
+
 Result<std::unique_ptr<Session>> Session::FromGraph(std::unique_ptr<Graph> model, const SessionOptions& opts) {
   auto s = std::unique_ptr<Session>(new Session());
   s->impl_->opts = opts;
+  InitTrace(*s->impl_);  // hetero
   for (const Value* v : model->RuntimeInputs()) s->inputs_.push_back(InfoOf(v));
   for (const Value* v : model->outputs()) s->outputs_.push_back(InfoOf(v));
   s->impl_->model = std::move(model);
@@ -561,6 +1052,19 @@ Result<std::unique_ptr<Session>> Session::FromGraph(std::unique_ptr<Graph> model
     if (!all_known) break;
     shapes[in.name] = d;
   }
+  // ---- hetero: devices = auto measures the candidate placements ----
+  if (opts.devices.size() == 1 && opts.devices[0] == "auto") {
+    if (all_known) {
+      TSR_ASSIGN_OR_RETURN(AutoChoice c, ChooseAutoPlacement(*s->impl_->model, shapes, opts));
+      s->impl_->opts.devices = c.devices;
+      s->impl_->auto_json = c.ToJson();
+    } else {
+      s->impl_->auto_json =
+          "{\"note\": \"not measured: input shapes are not known before the first run (bind symbolic dims with "
+          "dim.<name>); using every usable device, accelerators first\"}";
+    }
+  }
+  // ---- end hetero ----
   if (all_known) {
     bool deferred = false;  // the model needs input values: compile on the first run
     TSR_ASSIGN_OR_RETURN(Variant * v, s->impl_->GetVariant(shapes, nullptr, s->inputs_, &deferred));
@@ -573,6 +1077,7 @@ Result<std::unique_ptr<Session>> Session::FromPlan(LoadedPlan lp, const std::str
                                                    const std::string& source, const SessionOptions& opts) {
   auto s = std::unique_ptr<Session>(new Session());
   s->impl_->opts = opts;
+  InitTrace(*s->impl_);  // hetero
   s->impl_->source = source;
   // Options recorded in the plan apply unless the caller set them.
   if (opts.threads == 0 && lp.options.count("threads")) {
@@ -583,6 +1088,11 @@ Result<std::unique_ptr<Session>> Session::FromPlan(LoadedPlan lp, const std::str
   for (const Value* v : lp.plan.graph->outputs()) s->outputs_.push_back(InfoOf(v));
   auto v = std::make_unique<Variant>();
   v->plan = std::move(lp.plan);
+  // precision: artifacts, and the precision the plan was compiled with (for the backends).
+  v->artifacts = std::move(lp.artifacts);
+  v->artifact_report.from_plan = true;
+  v->artifact_report.present = static_cast<int64_t>(v->artifacts.size());
+  if (lp.options.count("precision")) s->impl_->opts.precision = lp.options["precision"] == "bf16" ? "bf16" : "f32";
   auto t0 = Clock::now();
   TSR_RETURN_IF_ERROR(s->impl_->Prepare(*v).WithContext("loading " + what));
   v->compile_ms = MsSince(t0);
@@ -688,49 +1198,7 @@ Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& fe
     if (rc != TSR_OK && st.ok()) st = FromPluginError(rc, err, what);
     return rc == TSR_OK;
   };
-  // Inputs into every device that holds them.
-  for (const auto& b : plan.buffers) {
-    if (b.kind != BufferKind::kInput || !st.ok()) continue;
-    auto it = by_name.find(b.value);
-    if (it == by_name.end()) continue;
-    const tsr_backend_api* api = v->devices[b.device]->backend->api;
-    check(api->copy_h2d(ctx->streams[b.device], ctx->arenas[b.device], b.offset, it->second->raw(),
-                        it->second->nbytes(), &err),
-          StrCat("copying input '", b.value, "' to ", plan.devices[b.device].role));
-  }
-  std::vector<tsr_binding> bindings;
-  for (const auto& step : plan.steps) {
-    if (!st.ok()) break;
-    if (step.kind == PlanStep::kSegment) {
-      SegmentExec& se = v->segments[step.index];
-      bindings.assign(se.offsets.size() + 1, tsr_binding{nullptr, 0});
-      for (size_t i = 0; i < se.offsets.size(); ++i)
-        if (se.offsets[i] >= 0) bindings[i] = {ctx->arenas[se.device], static_cast<uint64_t>(se.offsets[i])};
-      bindings.back() = {ctx->scratch[step.index], 0};
-      const tsr_backend_api* api = se.dev->backend->api;
-      uint32_t nb = static_cast<uint32_t>(se.offsets.size() + (se.scratch_bytes ? 1 : 0));
-      check(api->execute(se.exe, ctx->streams[se.device], bindings.data(), nb, &err),
-            StrCat("running on ", se.dev->role));
-    } else {
-      // Cross-device transfer staged through host memory.
-      const PlanTransfer& tr = plan.transfers[step.index];
-      const PlanBuffer* src = plan.FindBuffer(tr.value, tr.src_device);
-      const PlanBuffer* dst = plan.FindBuffer(tr.value, tr.dst_device);
-      if (!src || !dst) { st = Internal("transfer of '", tr.value, "' has no buffers"); break; }
-      std::vector<uint8_t> host(src->bytes);
-      const tsr_backend_api* sapi = v->devices[tr.src_device]->backend->api;
-      const tsr_backend_api* dapi = v->devices[tr.dst_device]->backend->api;
-      if (check(sapi->copy_d2h(ctx->streams[tr.src_device], host.data(), ctx->arenas[tr.src_device], src->offset,
-                               src->bytes, &err), "transfer") &&
-          check(sapi->stream_synchronize(ctx->streams[tr.src_device], &err), "transfer")) {
-        check(dapi->copy_h2d(ctx->streams[tr.dst_device], ctx->arenas[tr.dst_device], dst->offset, host.data(),
-                             dst->bytes, &err), "transfer");
-        check(dapi->stream_synchronize(ctx->streams[tr.dst_device], &err), "transfer");
-      }
-    }
-  }
-  for (size_t d = 0; d < v->devices.size() && st.ok(); ++d)
-    check(v->devices[d]->backend->api->stream_synchronize(ctx->streams[d], &err), "synchronizing");
+  st = impl_->Execute(*v, ctx, by_name);  // hetero: every device, transfers, tracing
   // Outputs, by position in the plan graph's outputs.
   results->clear();
   for (size_t oi : out_idx) {
@@ -768,7 +1236,7 @@ Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& fe
   return st;
 }
 
-Status Session::SavePlan(const std::string& path) {
+Status Session::SavePlan(const std::string& path, bool with_artifacts) {
   Variant* v = nullptr;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -788,7 +1256,20 @@ Status Session::SavePlan(const std::string& path) {
     return FailedPrecondition("the compiled plan has the values of input(s)", names,
                               " built in (they set shapes or parameters); a plan file cannot hold that yet");
   }
-  return SavePlanFile(v->plan, impl_->opts.ToMap(), path);
+  // ---- precision: the backends' compiled artifacts go into the file ----
+  std::vector<PlanArtifact> artifacts;
+  for (size_t i = 0; with_artifacts && i < v->segments.size(); ++i) {
+    SegmentExec& se = v->segments[i];
+    ArtifactTarget target{se.dev->backend->name, se.dev->backend->api, se.dev->dev, "", se.dev->role};
+    if (se.dev->index < static_cast<int32_t>(se.dev->backend->devices.size()))
+      target.device_name = se.dev->backend->devices[se.dev->index].name;
+    PlanArtifact a;
+    std::lock_guard<std::mutex> lock(se.dev->mu);
+    TSR_ASSIGN_OR_RETURN(bool made, SerializeArtifact(v->plan, static_cast<int32_t>(i), target, se.exe, &a));
+    if (made) artifacts.push_back(std::move(a));
+  }
+  return SavePlanFile(v->plan, impl_->opts.ToMap(), path, &artifacts);
+  // ---- end precision ----
 }
 
 Result<std::string> Session::DescribeJson() {
@@ -833,8 +1314,13 @@ Result<std::string> Session::DescribeJson() {
     for (const Value* in : n->inputs()) ins.push_back(in ? in->type().ToString() : "");
     for (const Value* o : n->outputs()) outs.push_back(o ? o->type().ToString() : "");
     std::string dev = p.devices[node_dev[n->name()]].role;
-    nodes.push_back({{"name", n->name()}, {"op", n->QualifiedOp()}, {"device", dev}, {"inputs", ins},
-                     {"outputs", outs}});
+    json nj = {{"name", n->name()}, {"op", n->QualifiedOp()}, {"device", dev}, {"inputs", ins},
+               {"outputs", outs}};
+    auto rit = p.placement_reasons.find(n->name());  // hetero
+    nj["reason"] = rit != p.placement_reasons.end() ? rit->second
+                   : p.placement_reasons.empty()     ? "recorded in the plan file"
+                                                     : "added by a pass after partitioning";
+    nodes.push_back(std::move(nj));
     placement[dev] = placement.value(dev, 0) + 1;
   }
   j["op_counts"] = ops;
@@ -867,6 +1353,10 @@ Result<std::string> Session::DescribeJson() {
   }
   j["transfers"] = trs;
   j["transfer_bytes_per_run"] = transfer_bytes;
+  // hetero: partitioner notes, auto placement, tracing.
+  j["placement_notes"] = p.placement_notes;
+  if (!impl_->auto_json.empty()) j["auto"] = json::parse(impl_->auto_json, nullptr, false);
+  if (impl_->tracer) j["trace"] = impl_->tracer->path();
   uint64_t weights = 0;
   for (const Value* val : p.graph->values())
     if (const Tensor* t = val->constant()) weights += t->nbytes();
@@ -876,12 +1366,20 @@ Result<std::string> Session::DescribeJson() {
     passes.push_back({{"pass", s.pass}, {"nodes_before", s.nodes_before}, {"nodes_after", s.nodes_after},
                       {"changes", s.changes}, {"ms", s.millis}});
   j["passes"] = passes;
+  // precision: cached compiled artifacts (plan files only).
+  if (v->artifact_report.from_plan) {
+    const ArtifactReport& ar = v->artifact_report;
+    j["artifacts"] = {{"present", ar.present}, {"used", ar.used}, {"ignored", ar.ignored}, {"notes", ar.notes}};
+  }
   return j.dump(2);
 }
 
 std::string Session::StatsJson() const {
   json j = {{"runs", impl_->runs.load()}, {"peak_memory_bytes", impl_->peak_bytes.load()},
-            {"variants", impl_->variants.size()}};
+            {"variants", impl_->variants.size()},
+            // hetero: cross-device traffic, over all runs and in the last run.
+            {"transfers", impl_->transfer_count.load()}, {"transfer_bytes", impl_->transfer_bytes.load()},
+            {"last_run_transfer_bytes", impl_->last_run_transfer_bytes.load()}};
   return j.dump();
 }
 

@@ -52,7 +52,16 @@ class Session {
   Result<std::string> DescribeJson();
   std::string StatsJson() const;
   // Saves the compiled plan; compiles the default variant first if needed.
-  Status SavePlan(const std::string& path);
+  // With `with_artifacts`, each backend's compiled form of its segments
+  // (backend.h executable_serialize) is stored too, so loading skips work.
+  Status SavePlan(const std::string& path, bool with_artifacts = true);
+
+  // hetero: writes the Chrome trace of every run so far to the `trace`
+  // option's file (also done, errors ignored, when the session is destroyed).
+  // FailedPrecondition when tracing is off.
+  Status WriteTrace();
+  // The trace document (JSON text) of the runs so far; "" when tracing is off.
+  std::string TraceJson() const;
 
   struct Impl;
 

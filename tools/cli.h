@@ -80,7 +80,9 @@ int ParseDouble(const std::string& flag, const std::string& text, double min_val
 
 // Builds session options from the common flags (--device, --config, --threads,
 // --dim, --dump-after, --opt-level, --precision, --strict, --max-alloc-bytes).
-// Returns kExitOk, or kExitUsage after printing why.
+// --config (a deployment config, "FILE" or "FILE#training") is applied first,
+// so every other flag overrides the file. Returns kExitOk, or kExitUsage after
+// printing why (a bad config prints "--config: FILE:LINE:COL: ...").
 int BuildOptions(const Args& args, OptionsPtr* out, std::map<std::string, int64_t>* dims);
 
 // Checks that `path` exists and is a regular file; kExitUsage with a message naming it otherwise.

@@ -28,6 +28,10 @@ const char kBenchUsage[] =
     "  --inputs DIR       read input_0.pb, ... instead of generating inputs\n"
     "  --opt-level N      0, 1 or 2 (default 2)\n"
     "  --precision P      f32 (default) or bf16\n"
+    "  --compare-f32      also run once at f32 and report each output's error (on with bf16)\n"
+    "  --placement NAME=ROLE  run the node NAME (or every node of op type NAME) on\n"
+    "                     device ROLE (repeatable)\n"
+    "  --trace FILE       write a Chrome trace of every run to FILE\n"
     "  --json             print one JSON object on stdout and nothing else\n";
 
 // Linear interpolation between closest ranks (numpy's default percentile).
@@ -61,10 +65,17 @@ std::string PeakMemoryString(const json& peak) {
 
 }  // namespace
 
+// hetero (tools/cli_run.cpp): PrepareRun plus --trace / --placement.
+int PrepareRunHetero(const Args& args, const std::string& model, uint64_t seed, PreparedRun* p);
+// precision (tools/cli_run.cpp): outputs vs an f32 run of the same model and inputs.
+int PrecisionCheckJson(const Args& args, const std::string& model, const PreparedRun& prepared,
+                       const std::vector<TensorPtr>& outputs, json* out);
+
 int CmdBench(int argc, char** argv) {
   std::vector<FlagSpec> specs = {{"--device"},    {"--config"},   {"--threads"},         {"--dim", true, true},
                                  {"--warmup"},    {"--iters"},    {"--inputs"},          {"--opt-level"},
-                                 {"--precision"}, {"--json", false}, {"--strict", false}, {"--max-alloc-bytes"}};
+                                 {"--precision"}, {"--json", false}, {"--strict", false}, {"--max-alloc-bytes"},
+                                 {"--trace"},     {"--placement", true, true}, {"--compare-f32", false}};
   Args args;
   if (int rc = ParseArgs("bench", argc, argv, 2, specs, &args)) return rc;
   if (args.help) {
@@ -82,7 +93,7 @@ int CmdBench(int argc, char** argv) {
   if ((rc = CheckModelPath(model))) return rc;
 
   PreparedRun prepared;
-  rc = PrepareRun(args, model, 0x7e55e7a, &prepared);
+  rc = PrepareRunHetero(args, model, 0x7e55e7a, &prepared);
   SessionPtr& session = prepared.session;
   const double compile_ms = prepared.compile_ms;
   const std::vector<IoInfo>& in_info = prepared.in_info;
@@ -114,9 +125,16 @@ int CmdBench(int argc, char** argv) {
   std::map<std::string, int64_t> placement;
   if (DescribeJson(session.get(), &describe, nullptr) == kExitOk) placement = PlacementCounts(describe);
 
+  // ---- precision: bf16 runs report their error against f32 ----
+  json precision_check;
+  if (args.Has("--compare-f32") || (args.Has("--precision") && args.Get("--precision") == "bf16"))
+    if ((rc = PrecisionCheckJson(args, model, prepared, outputs, &precision_check))) return rc;
+  // ---- end precision ----
+
   if (args.Has("--json")) {
     json j;
     j["model"] = model;
+    if (!precision_check.is_null()) j["precision_check"] = precision_check;  // precision
     j["compile_ms"] = compile_ms;
     j["warmup"] = warmup;
     j["iters"] = iters;
@@ -127,12 +145,23 @@ int CmdBench(int argc, char** argv) {
     j["throughput"] = {{"runs_per_s", runs_per_s}, {"samples_per_s", samples_per_s}};
     j["peak_memory_bytes"] = peak;
     j["placement"] = placement;
+    // hetero: cross-device traffic per run and in all runs; auto placement.
+    j["transfer_bytes_per_run"] = describe.value("transfer_bytes_per_run", 0);
+    j["transfer_bytes_total"] = stats.is_object() ? stats.value("transfer_bytes", 0) : 0;
+    if (describe.contains("auto")) j["auto"] = describe["auto"];
+    if (describe.contains("trace")) j["trace"] = describe["trace"];
     std::printf("%s\n", j.dump(2).c_str());
     return kExitOk;
   }
   std::printf("model:        %s\n", model.c_str());
   std::printf("placement:    %s\n", PlacementString(placement).c_str());
   std::printf("compile:      %s\n", FormatMs(compile_ms).c_str());
+  if (precision_check.contains("outputs"))  // precision
+    for (const json& o : precision_check["outputs"])
+      if (o.contains("max_rel_error"))
+        std::printf("vs f32:       '%s' max abs err %s, max rel err %s (of the largest |f32| value)\n",
+                    o["name"].get<std::string>().c_str(), o["max_abs_error"].dump().c_str(),
+                    o["max_rel_error"].dump().c_str());
   std::printf("runs:         %lld warmup, %lld timed\n", static_cast<long long>(warmup),
               static_cast<long long>(iters));
   std::printf("latency:      min %s  p50 %s  p90 %s  p99 %s  mean %s\n", FormatMs(sorted.front()).c_str(),
@@ -140,6 +169,10 @@ int CmdBench(int argc, char** argv) {
   std::printf("throughput:   %.2f runs/s, %.2f samples/s (batch %lld)\n", runs_per_s, samples_per_s,
               static_cast<long long>(batch));
   std::printf("peak memory:  %s\n", PeakMemoryString(peak).c_str());
+  if (describe.value("transfer_bytes_per_run", 0) > 0)  // hetero
+    std::printf("transfers:    %s per run\n", FormatBytes(describe.value("transfer_bytes_per_run", 0.0)).c_str());
+  if (describe.contains("trace"))
+    std::printf("trace:        %s (written at exit)\n", describe["trace"].get<std::string>().c_str());
   return kExitOk;
 }
 

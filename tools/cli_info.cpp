@@ -30,7 +30,9 @@ const char kInspectUsage[] =
     "  --dim NAME=N       bind a symbolic dim (repeatable)\n"
     "  --opt-level N      0, 1 or 2 (default 2)\n"
     "  --precision P      f32 (default) or bf16\n"
-    "  --dump-after PASS  print the graph after PASS to stderr\n";
+    "  --dump-after PASS  print the graph after PASS to stderr\n"
+    "  --placement NAME=ROLE  run the node NAME (or every node of op type NAME) on\n"
+    "                     device ROLE (repeatable)\n";
 
 std::string Scalar(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -173,10 +175,13 @@ int CmdDevices(int argc, char** argv) {
   return kExitOk;
 }
 
+// hetero (tools/cli_run.cpp): --trace / --placement onto options.
+int ApplyHeteroFlags(const Args& args, tsr_options_t* options);
+
 int CmdInspect(int argc, char** argv) {
   std::vector<FlagSpec> specs = {{"--json", false}, {"--device"},    {"--config"},     {"--dim", true, true},
                                  {"--opt-level"},   {"--precision"}, {"--dump-after"}, {"--threads"},
-                                 {"--strict", false}};
+                                 {"--strict", false}, {"--placement", true, true}};
   Args args;
   if (int rc = ParseArgs("inspect", argc, argv, 2, specs, &args)) return rc;
   if (args.help) {
@@ -191,6 +196,7 @@ int CmdInspect(int argc, char** argv) {
   if ((rc = CheckModelPath(model))) return rc;
   OptionsPtr options;
   if ((rc = BuildOptions(args, &options, nullptr))) return rc;
+  if ((rc = ApplyHeteroFlags(args, options.get()))) return rc;  // hetero
   SessionPtr session;
   double compile_ms = 0;
   if ((rc = CreateSession(model, options.get(), &session, &compile_ms))) return rc;
@@ -237,8 +243,11 @@ int CmdInspect(int argc, char** argv) {
     size_t i = 0;
     for (const json& n : *nodes) {
       std::string name = Str(n, {"name"}, "#" + std::to_string(i));
-      std::printf("  %-40s %-28s -> %s\n", name.c_str(), Str(n, {"op", "op_type", "type"}, "?").c_str(),
-                  Str(n, {"device"}, "(unplaced)").c_str());
+      // hetero: the partitioner's reason when it is more than "preferred device".
+      std::string reason = Str(n, {"reason"}, "");
+      std::printf("  %-40s %-28s -> %s%s\n", name.c_str(), Str(n, {"op", "op_type", "type"}, "?").c_str(),
+                  Str(n, {"device"}, "(unplaced)").c_str(),
+                  reason.empty() || reason == "preferred device" ? "" : ("  (" + reason + ")").c_str());
       ++i;
     }
   }
@@ -260,7 +269,8 @@ int CmdInspect(int argc, char** argv) {
     }
   }
   if (const json* tr = Field(d, {"transfers"}); tr && tr->is_array() && !tr->empty()) {
-    std::printf("transfers (%zu):\n", tr->size());
+    std::printf("transfers (%zu, %s per run):\n", tr->size(),
+                ValueText("bytes", d.value("transfer_bytes_per_run", json(0))).c_str());
     for (const json& t : *tr)
       std::printf("  %s: %s -> %s, %s\n", Str(t, {"value"}, "?").c_str(), Str(t, {"from"}, "?").c_str(),
                   Str(t, {"to"}, "?").c_str(), ValueText("bytes", t.value("bytes", json(0))).c_str());
@@ -291,7 +301,7 @@ int CmdInspect(int argc, char** argv) {
   }
   if (json rest = d; rest.is_object()) {
     for (const char* k : {"nodes", "segments", "memory_plan", "memory", "inputs", "outputs", "op_counts", "placement",
-                          "devices", "transfers", "passes", "note", "imported_nodes"})
+                          "devices", "transfers", "passes", "note", "imported_nodes", "transfer_bytes_per_run"})
       rest.erase(k);
     if (!rest.empty()) PrintTree(rest, 0);
   }

@@ -180,8 +180,24 @@ int BuildOptions(const Args& args, OptionsPtr* out, std::map<std::string, int64_
   if (IsError(tsr_options_create(&raw), &code, &msg)) return Fail(kExitFailure, "cannot create options: " + msg);
   OptionsPtr options(raw);
   int rc;
+  // The config file first: every explicit flag below overrides what it sets.
+  if (args.Has("--config")) {
+    if (IsError(tsr_options_set(raw, "config", args.Get("--config").c_str()), &code, &msg))
+      return Fail(kExitUsage, "--config: " + msg);  // msg starts with FILE:LINE:COL
+    // The file's dim bindings size generated inputs too (--dim overrides them below).
+    char* raw_json = nullptr;
+    if (dims && !IsError(tsr_options_json(raw, &raw_json), &code, &msg)) {
+      StringPtr owned(raw_json);
+      json j = json::parse(raw_json ? raw_json : "", nullptr, /*allow_exceptions=*/false);
+      if (j.is_object())
+        for (auto& [k, v] : j.items()) {
+          int64_t n = 0;
+          if (k.rfind("dim.", 0) == 0 && v.is_string() && ParseInt("--config dim", v.get<std::string>(), 0, &n) == 0)
+            (*dims)[k.substr(4)] = n;
+        }
+    }
+  }
   if (args.Has("--device") && (rc = SetOption(raw, "devices", args.Get("--device"), "--device"))) return rc;
-  if (args.Has("--config") && (rc = SetOption(raw, "config", args.Get("--config"), "--config"))) return rc;
   if (args.Has("--threads")) {
     int64_t n = 0;
     if ((rc = ParseInt("--threads", args.Get("--threads"), 1, &n))) return rc;

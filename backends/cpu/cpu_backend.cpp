@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -28,8 +29,10 @@
 #include <vector>
 
 #include "backends/common/plugin_util.h"
+#include "backends/cpu/cpu_artifact.h"  // precision: artifacts
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/kernel_cache.h"
+#include "backends/cpu/layouts.h"
 #include "tessera/backend.h"
 
 struct tsr_backend_t {
@@ -48,6 +51,9 @@ struct tsr_stream_t {
 };
 struct tsr_event_t {
   tsr_device_t* device = nullptr;
+  // Host steady clock (us) when last recorded: streams are synchronous, so
+  // the work before the event is complete at record time.
+  double recorded_us = -1;
 };
 
 namespace tessera::cpu {
@@ -181,6 +187,10 @@ struct tsr_executable_t {
   std::vector<std::string> value_names;
   std::vector<uint8_t> value_used;               // read or written by some kernel
   std::vector<tessera::cpu::Step> steps;
+  // precision: artifacts. Per node (segment order): name and signature
+  // (cpu_artifact.h); `artifact` owns executable_serialize's bytes.
+  std::vector<std::pair<std::string, uint64_t>> node_signatures;
+  std::string artifact;
 };
 
 namespace tessera::cpu {
@@ -350,8 +360,9 @@ int32_t Claim(tsr_device_t* device, const tsr_graph_view* graph, tsr_claim* out_
   TSR_GUARD_END(err)
 }
 
-int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compile_options* options,
-                tsr_executable_t** out_executable, tsr_error* err) {
+// `prepared`: entries of an artifact already matched to `seg` (compile_cached), else null.
+int32_t CompileWith(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compile_options* options,
+                    const std::vector<ArtifactEntry>* prepared, tsr_executable_t** out_executable, tsr_error* err) {
   TSR_GUARD_BEGIN
   if (!seg || !out_executable)
     return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "cpu backend: compile: segment or out_executable is NULL"), err);
@@ -409,6 +420,7 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
   KernelCache* cache = device ? &device->kernels : nullptr;
   for (uint32_t ni = 0; ni < seg->num_nodes; ++ni) {
     const tsr_node_view& n = seg->nodes[ni];
+    exe->node_signatures.push_back({n.name ? n.name : "", NodeSignature(n, *seg)});
     Step step;
     bool bad_index = false;
     for (uint32_t k = 0; k < n.num_inputs + n.num_outputs; ++k) {
@@ -441,6 +453,7 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
         errors.push_back(NodeLabel(nv) + ": no CPU kernel for op " + nv.op_type);
         continue;
       }
+      ScopedPreparedBlob prepared_blob(prepared ? &(*prepared)[ni].prepared : nullptr);
       Err ke = entry->create(ck->args, &ck->kernel);
       if (!ke.ok()) {
         if (first_code == TSR_OK) first_code = ke.code;
@@ -469,6 +482,45 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
   return TSR_OK;
   TSR_GUARD_END(err)
 }
+
+int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compile_options* options,
+                tsr_executable_t** out_executable, tsr_error* err) {
+  return CompileWith(device, seg, options, nullptr, out_executable, err);
+}
+
+// ---- precision: compiled artifacts (cpu_artifact.h) ----
+int32_t ExecutableSerialize(tsr_executable_t* exe, const void** out_data, uint64_t* out_bytes, tsr_error* err) {
+  TSR_GUARD_BEGIN
+  if (!exe || !out_data || !out_bytes)
+    return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "cpu backend: executable_serialize: NULL argument"), err);
+  std::vector<ArtifactEntry> entries;
+  for (size_t i = 0; i < exe->node_signatures.size(); ++i) {
+    ArtifactEntry e{exe->node_signatures[i].first, exe->node_signatures[i].second, {}};
+    if (i < exe->steps.size() && exe->steps[i].kernel)
+      if (auto* pc = dynamic_cast<const PreparedConstants*>(exe->steps[i].kernel->kernel.get()))
+        e.prepared = pc->ExportPrepared();
+    entries.push_back(std::move(e));
+  }
+  exe->artifact = EncodeArtifact(entries);
+  *out_data = exe->artifact.data();
+  *out_bytes = exe->artifact.size();
+  return TSR_OK;
+  TSR_GUARD_END(err)
+}
+
+int32_t CompileCached(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compile_options* options,
+                      const void* artifact, uint64_t artifact_bytes, tsr_executable_t** out_executable,
+                      tsr_error* err) {
+  TSR_GUARD_BEGIN
+  if (!seg) return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "cpu backend: compile_cached: segment is NULL"), err);
+  std::vector<ArtifactEntry> entries;
+  Err e = DecodeArtifact(artifact, artifact_bytes, &entries);
+  if (e.ok()) e = MatchArtifact(entries, *seg);
+  if (!e.ok()) return Report(e, err);
+  return CompileWith(device, seg, options, &entries, out_executable, err);
+  TSR_GUARD_END(err)
+}
+// ---- end precision ----
 
 void ExecutableDestroy(tsr_executable_t* exe) { delete exe; }
 
@@ -627,9 +679,37 @@ int32_t EventCreate(tsr_device_t* device, tsr_event_t** out_event, tsr_error* er
 }
 
 void EventDestroy(tsr_event_t* event) { delete event; }
-int32_t EventRecord(tsr_event_t*, tsr_stream_t*, tsr_error*) { return TSR_OK; }      // always complete
+int32_t EventRecord(tsr_event_t* event, tsr_stream_t*, tsr_error*) {  // always complete
+  if (event)
+    event->recorded_us = std::chrono::duration<double, std::micro>(
+        std::chrono::steady_clock::now().time_since_epoch()).count();
+  return TSR_OK;
+}
 int32_t StreamWaitEvent(tsr_stream_t*, tsr_event_t*, tsr_error*) { return TSR_OK; }  // nothing to wait for
 int32_t EventSynchronize(tsr_event_t*, tsr_error*) { return TSR_OK; }
+
+int32_t EventElapsedUs(tsr_event_t* start, tsr_event_t* end, double* out_us, tsr_error* err) {
+  if (!start || !end || !out_us)
+    return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "cpu backend: event_elapsed_us: NULL argument"), err);
+  if (start->recorded_us < 0 || end->recorded_us < 0)
+    return Report(MakeErr(TSR_ERR_FAILED_PRECONDITION, "cpu backend: event_elapsed_us: event was never recorded"),
+                  err);
+  *out_us = end->recorded_us - start->recorded_us;
+  return TSR_OK;
+}
+
+// Layout negotiation (backend.h choose_layouts; the rules are in layouts.h).
+int32_t ChooseLayouts(tsr_device_t*, const tsr_graph_view* seg, tsr_layout_choice* out_values, uint8_t* out_accepts,
+                      tsr_error* err) {
+  TSR_GUARD_BEGIN
+  uint64_t total_inputs = 0;
+  for (uint32_t i = 0; seg && i < seg->num_nodes; ++i) total_inputs += seg->nodes[i].num_inputs;
+  if (!seg || (!out_values && seg->num_values) || (!out_accepts && total_inputs))
+    return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "cpu backend: choose_layouts: NULL argument"), err);
+  Err e = tessera::cpu::ChooseLayouts(*seg, out_values, out_accepts);
+  return e.ok() ? TSR_OK : Report(e, err);
+  TSR_GUARD_END(err)
+}
 
 const tsr_backend_api kApi = {
     sizeof(tsr_backend_api),
@@ -661,6 +741,10 @@ const tsr_backend_api kApi = {
     &EventRecord,
     &StreamWaitEvent,
     &EventSynchronize,
+    &EventElapsedUs,
+    &ChooseLayouts,
+    &ExecutableSerialize,  // precision: artifacts
+    &CompileCached,        // precision: artifacts
 };
 
 }  // namespace

@@ -83,6 +83,8 @@ void RegisterElementwiseKernels(KernelRegistry& r);   // kernels_elementwise.cpp
 void RegisterReductionKernels(KernelRegistry& r);     // kernels_reduction.cpp (+softmax, norms)
 void RegisterTensorKernels(KernelRegistry& r);        // kernels_tensor.cpp (shape/data movement)
 void RegisterDnnlKernels(KernelRegistry& r);          // kernels_dnnl.cpp (Conv, MatMul, Gemm, pools)
+void RegisterPoolConvLoopKernels(KernelRegistry& r);  // kernels_pool_conv_loops.cpp (LpPool, ConvTranspose, MaxUnpool, DeformConv)
+void RegisterLayoutKernels(KernelRegistry& r);  // kernels_layout.cpp (tessera.LayoutConvert)
 void RegisterFusedDnnlKernels(KernelRegistry& r);     // kernels_fused_dnnl.cpp (tessera.FusedConv/FusedGemm/FusedMatMul)
 void RegisterAttentionKernels(KernelRegistry& r);     // kernels_attention.cpp (tessera.FusedAttention)
 void RegisterFusedElementwiseKernels(KernelRegistry& r);  // kernels_fused_elementwise.cpp (tessera.FusedElementwise)
@@ -94,5 +96,6 @@ void RegisterQuantKernels(KernelRegistry& r);  // kernels_quant.cpp (Cast/CastLi
 void RegisterOnnxAttentionKernels(KernelRegistry& r);  // kernels_onnx_attention.cpp (ONNX Attention and RotaryEmbedding)
 void RegisterRnnKernels(KernelRegistry& r);  // kernels_rnn.cpp (RNN/GRU/LSTM)
 void RegisterSignalKernels(KernelRegistry& r);  // kernels_signal.cpp (DFT/STFT, window functions, MelWeightMatrix)
+void RegisterTrainingKernels(KernelRegistry& r);  // kernels_training.cpp (losses, optimizers, gradient ops)
 
 }  // namespace tessera::cpu

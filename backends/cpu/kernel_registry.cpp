@@ -15,10 +15,13 @@ const KernelRegistry& KernelRegistry::Get() {
     RegisterOnnxAttentionKernels(*r);
     RegisterRnnKernels(*r);
     RegisterSignalKernels(*r);
+    RegisterTrainingKernels(*r);
     RegisterElementwiseKernels(*r);
     RegisterReductionKernels(*r);
     RegisterTensorKernels(*r);
     RegisterDnnlKernels(*r);
+    RegisterPoolConvLoopKernels(*r);
+    RegisterLayoutKernels(*r);
     RegisterFusedDnnlKernels(*r);
     RegisterAttentionKernels(*r);
     RegisterFusedElementwiseKernels(*r);

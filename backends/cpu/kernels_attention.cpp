@@ -24,6 +24,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "backends/cpu/broadcast.h"
+#include "backends/cpu/bf16_adapter.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
 
@@ -168,6 +169,8 @@ class FusedAttentionKernel final : public Kernel {
 };
 
 Err CreateFusedAttention(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
+  // bf16 tensors (precision policy): the f32 kernel (softmax in f32) through the adapter.
+  if (Bf16Adapter::Needed(args)) return Bf16Adapter::Create(args, &CreateFusedAttention, out);
   const std::string w = args.Describe();
   const size_t nin = args.inputs.size();
   if (nin < 3 || nin > 4 || !args.has_input(0) || !args.has_input(1) || !args.has_input(2))
@@ -255,13 +258,13 @@ Err CreateFusedAttention(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 std::string ClaimFusedAttention(const tsr_node_view& node, const tsr_graph_view& g) {
   for (uint32_t i = 0; i < 3; ++i) {
     int32_t dt = ClaimInputDType(node, g, i);
-    if (dt != TSR_DTYPE_F32)
+    if (dt != TSR_DTYPE_F32 && dt != TSR_DTYPE_BF16)
       return std::string("FusedAttention input ") + std::to_string(i) + " has dtype " + plugin::DTypeName(dt) +
-             "; the CPU kernel supports f32 only";
+             "; the CPU kernel supports f32 and bf16 only";
   }
   int32_t mt = ClaimInputDType(node, g, 3);
-  if (mt != TSR_DTYPE_UNDEFINED && mt != TSR_DTYPE_F32 && mt != TSR_DTYPE_BOOL)
-    return std::string("FusedAttention mask has dtype ") + plugin::DTypeName(mt) + "; expected bool or f32";
+  if (mt != TSR_DTYPE_UNDEFINED && mt != TSR_DTYPE_F32 && mt != TSR_DTYPE_BF16 && mt != TSR_DTYPE_BOOL)
+    return std::string("FusedAttention mask has dtype ") + plugin::DTypeName(mt) + "; expected bool, f32 or bf16";
   return "";
 }
 

@@ -13,18 +13,9 @@
 #include <limits>
 #include <string>
 
-#include "backends/cpu/dnnl_util.h"
-#include "backends/cpu/kernel.h"
+#include "backends/cpu/dnnl_kernel.h"
 
 namespace tessera::cpu {
-
-// Defined in kernels_dnnl.cpp (the builders of the plain Conv/MatMul/Gemm
-// kernels). `sum_input` >= 0: node input that dst starts from, for a leading
-// sum post-op; `bias_input` >= 0: MatMul's 1-D bias input.
-Err CreateConvWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, int sum_input, std::unique_ptr<Kernel>* out);
-Err CreateMatMulWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, int bias_input, int sum_input,
-                            std::unique_ptr<Kernel>* out);
-Err CreateGemmWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, std::unique_ptr<Kernel>* out);
 
 namespace {
 
@@ -140,20 +131,20 @@ Err CreateFusedGemm(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
   return CreateGemmWithPostOps(a, po, out);
 }
 
-// Claim: every present input is f32 (shapes may be symbolic here).
-std::string ClaimF32All(const tsr_node_view& node, const tsr_graph_view& g) {
+// Claim: every present input is f32 or bf16 (shapes may be symbolic here).
+std::string ClaimFloatAll(const tsr_node_view& node, const tsr_graph_view& g) {
   for (uint32_t i = 0; i < node.num_inputs; ++i) {
     int32_t v = node.inputs[i];
     if (v < 0 || static_cast<uint32_t>(v) >= g.num_values) continue;
-    if (g.values[v].dtype != TSR_DTYPE_F32)
-      return std::string(node.op_type) + " supports only f32 on the CPU backend; input " + std::to_string(i) +
+    if (g.values[v].dtype != TSR_DTYPE_F32 && g.values[v].dtype != TSR_DTYPE_BF16)
+      return std::string(node.op_type) + " supports only f32 and bf16 on the CPU backend; input " + std::to_string(i) +
              " is " + plugin::DTypeName(g.values[v].dtype);
   }
   return "";
 }
 
 std::string ClaimFusedConv(const tsr_node_view& node, const tsr_graph_view& g) {
-  std::string r = ClaimF32All(node, g);
+  std::string r = ClaimFloatAll(node, g);
   if (!r.empty()) return r;
   if (node.num_inputs == 0 || node.inputs[0] < 0 || static_cast<uint32_t>(node.inputs[0]) >= g.num_values) return "";
   int32_t rank = g.values[node.inputs[0]].rank;
@@ -166,8 +157,8 @@ std::string ClaimFusedConv(const tsr_node_view& node, const tsr_graph_view& g) {
 
 void RegisterFusedDnnlKernels(KernelRegistry& r) {
   r.Add({"tessera", "FusedConv", &CreateFusedConv, &ClaimFusedConv});
-  r.Add({"tessera", "FusedMatMul", &CreateFusedMatMul, &ClaimF32All});
-  r.Add({"tessera", "FusedGemm", &CreateFusedGemm, &ClaimF32All});
+  r.Add({"tessera", "FusedMatMul", &CreateFusedMatMul, &ClaimFloatAll});
+  r.Add({"tessera", "FusedGemm", &CreateFusedGemm, &ClaimFloatAll});
 }
 
 }  // namespace tessera::cpu

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/bf16_adapter.h"
 #include "backends/cpu/broadcast.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
@@ -267,6 +268,8 @@ class FusedElementwiseKernel final : public Kernel {
 };
 
 Err Build(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
+  // bf16 tensors (precision policy): the f32 program through the adapter.
+  if (Bf16Adapter::Needed(args)) return Bf16Adapter::Create(args, &Build, out);
   const std::string who = args.Describe();
   if (args.inputs.empty())
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: expects at least one input", who.c_str());
@@ -426,7 +429,7 @@ Err Build(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 
 std::string ClaimFusedElementwise(const tsr_node_view& node, const tsr_graph_view& graph) {
   for (uint32_t i = 0; i < node.num_inputs; ++i) {
-    std::string why = ClaimDTypeIn(node, graph, i, {TSR_DTYPE_F32});
+    std::string why = ClaimDTypeIn(node, graph, i, {TSR_DTYPE_F32, TSR_DTYPE_BF16});
     if (!why.empty()) return why;
   }
   return "";

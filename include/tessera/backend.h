@@ -35,7 +35,7 @@ extern "C" {
 #endif
 
 /* Major in the high 16 bits, minor in the low 16 bits. */
-#define TSR_BACKEND_ABI_VERSION ((1u << 16) | 0u)
+#define TSR_BACKEND_ABI_VERSION ((1u << 16) | 1u)
 #define TSR_BACKEND_ABI_MAJOR(v) ((v) >> 16)
 
 #if defined(_WIN32)
@@ -229,6 +229,12 @@ typedef struct tsr_binding {
   uint64_t offset;
 } tsr_binding;
 
+/* A device's preferred layout for one value (see `choose_layouts`). */
+typedef struct tsr_layout_choice {
+  char layout[32];  /* "" = plain row-major */
+  uint64_t bytes;   /* buffer bytes in that layout; 0 = the plain size */
+} tsr_layout_choice;
+
 typedef struct tsr_backend_api {
   uint32_t struct_size;
   uint32_t abi_version;            /* TSR_BACKEND_ABI_VERSION the plugin was built with */
@@ -273,6 +279,14 @@ typedef struct tsr_backend_api {
   void (*buffer_free)(tsr_buffer_t* buffer);
   /* Optional: host address of a host-visible buffer, else NULL. */
   void* (*buffer_host_ptr)(tsr_buffer_t* buffer);
+  /* Host <-> device copies, ordered on `stream` with its other work.
+   * copy_h2d reads `src` during the call: the caller may reuse or free `src`
+   * as soon as it returns (a backend stages through its own memory or blocks).
+   * The host therefore makes sure `src` holds its data BEFORE calling (e.g. it
+   * waits for the event of a d2h that filled it).
+   * copy_d2h may complete asynchronously: `dst` holds the data only after the
+   * stream is synchronized, or an event recorded after the copy has completed;
+   * `dst` must stay valid until then. */
   int32_t (*copy_h2d)(tsr_stream_t* stream, tsr_buffer_t* dst, uint64_t dst_offset, const void* src,
                       uint64_t bytes, tsr_error* err);
   int32_t (*copy_d2h)(tsr_stream_t* stream, void* dst, tsr_buffer_t* src, uint64_t src_offset, uint64_t bytes,
@@ -292,6 +306,61 @@ typedef struct tsr_backend_api {
   int32_t (*event_record)(tsr_event_t* event, tsr_stream_t* stream, tsr_error* err);
   int32_t (*stream_wait_event)(tsr_stream_t* stream, tsr_event_t* event, tsr_error* err);
   int32_t (*event_synchronize)(tsr_event_t* event, tsr_error* err);
+
+  /* ---- event timing (tracing; appended, optional) ----------------------------
+   * Device time in microseconds between two recorded events of ONE device:
+   * the moment the work enqueued before `end` completed minus the moment the
+   * work enqueued before `start` completed, by the device's own clock. Both
+   * events must have been recorded and be complete (the host calls it only
+   * after event_synchronize or stream_synchronize covers them); the result may
+   * be negative when `end` completed first (events on different streams).
+   * Optional: NULL (or a table too small to hold it) = the host times segments
+   * with its own clock at enqueue and completion. */
+  int32_t (*event_elapsed_us)(tsr_event_t* start, tsr_event_t* end, double* out_us, tsr_error* err);
+
+  /* ---- layout negotiation (appended, optional) -------------------------------
+   * Which memory layout the device would like each value of a segment in.
+   * The host calls it after partitioning, once per segment (static shapes),
+   * then decides (compiler/assign_layouts.h): a value produced in the segment
+   * gets its producer's preferred layout when every reader accepts it; when
+   * only some readers do, the host inserts ONE tessera.LayoutConvert node
+   * (attributes `from`, `to`) that makes the plain copy for the others.
+   * Segment inputs/outputs, graph inputs/outputs and constants always stay
+   * plain (row-major). The chosen layouts reach `compile` as node attributes:
+   * `_tsr_in_layouts` / `_tsr_out_layouts` (strings, one per input / output,
+   * "" = plain) on every node that reads / writes a non-plain value.
+   *   out_values[v]: per value of the view: `layout` = the layout its producer
+   *     would like to write ("" = plain; a backend-defined name such as
+   *     "nhwc" or "nChw16c", NUL-terminated), `bytes` = buffer bytes the value
+   *     needs in that layout (>= the plain size; blocked formats pad). The host
+   *     zero-fills the array before the call.
+   *   out_accepts[k]: one entry per node input, nodes in view order and
+   *     inputs in node order (sum of num_inputs entries): 1 when the node can
+   *     read that input in its value's preferred layout.
+   * Optional: NULL (or a table too small to hold it) = every value plain. */
+  int32_t (*choose_layouts)(tsr_device_t* device, const tsr_graph_view* segment, struct tsr_layout_choice* out_values,
+                            uint8_t* out_accepts, tsr_error* err);
+
+  /* ---- compiled artifacts (cached compilation in .tplan files; appended, optional) ----
+   * executable_serialize: bytes from which `compile_cached` can rebuild this
+   * executable with less work than `compile` (their content is the backend's
+   * business, e.g. weights already packed into the layouts its kernels chose).
+   * *out_data is owned by the executable and stays valid until the executable
+   * is destroyed or serialized again; *out_bytes = 0 means nothing worth
+   * caching. The host stores the bytes keyed by (backend name, backend
+   * version, device name, segment) and hands them back only when all match.
+   * Optional: NULL = the backend makes no artifacts. */
+  int32_t (*executable_serialize)(tsr_executable_t* executable, const void** out_data, uint64_t* out_bytes,
+                                  tsr_error* err);
+  /* compile_cached: same contract as `compile`, given an artifact made by
+   * executable_serialize for this segment. Returns
+   * TSR_ERR_FAILED_PRECONDITION when the artifact does not fit (the host then
+   * calls `compile` and reports the message as the reason); any other error
+   * is a compile error. A corrupt artifact must be detected and reported, never
+   * trusted. Optional: NULL = the host calls `compile` (artifacts ignored). */
+  int32_t (*compile_cached)(tsr_device_t* device, const tsr_graph_view* segment, const tsr_compile_options* options,
+                            const void* artifact, uint64_t artifact_bytes, tsr_executable_t** out_executable,
+                            tsr_error* err);
 } tsr_backend_api;
 
 typedef const tsr_backend_api* (*tsr_backend_entry_fn)(uint32_t host_abi_version);

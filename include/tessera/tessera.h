@@ -51,10 +51,34 @@ TSR_API void tsr_string_free(char* s);
  *   strict          "1": fail when a node has no device instead of falling back
  *   dump_after      pass name: print the graph after that pass to stderr ("all" = every pass)
  *   precision       "f32" (default) | "bf16"
- * Unknown keys are rejected with TSR_ERR_INVALID_ARGUMENT. */
+ *   max_alloc_bytes also takes sizes with units: "512MiB", "2GiB", "1.5GB"
+ *   config          path of a deployment config (TOML, see below); "PATH" applies its
+ *                   [inference] table, "PATH#training" its [training] table
+ *   policy          "latency" (default) | "throughput" (throughput: threads, when
+ *                   unset, are pinned to the physical core count)
+ *   memory.<ROLE>   per-device memory cap, e.g. "memory.cpu" = "2GiB" (recorded for
+ *                   backends; not enforced by the session yet)
+ *   backend.<NAME>.<KEY>  an option passed to backend NAME ("cpu", "opencl", ...)
+ *   training.<KEY>  a training setting (optimizer, lr, epochs, batch_size, loss, ...)
+ *   placement.<NODE or OP TYPE>  forces that node / op type onto a device role
+ *   trace           path of a Chrome trace JSON file to write
+ * Unknown keys are rejected with TSR_ERR_INVALID_ARGUMENT.
+ * Order matters: a later call overrides an earlier one, so set "config" first
+ * and then the options that should override the file. */
 TSR_API tsr_status_t* tsr_options_create(tsr_options_t** out_options);
 TSR_API void tsr_options_free(tsr_options_t* options);
 TSR_API tsr_status_t* tsr_options_set(tsr_options_t* options, const char* key, const char* value);
+/* Applies a deployment config held in memory (TOML text, the same format as a
+ * "config" file) to options: workload "inference" (NULL means "inference") or
+ * "training" selects the table. Errors (TSR_ERR_INVALID_ARGUMENT) read
+ * "<string>:LINE:COL: what is wrong"; on error the options are unchanged.
+ * toml_text is read during the call only. */
+TSR_API tsr_status_t* tsr_options_load_config_string(tsr_options_t* options, const char* toml_text,
+                                                     const char* workload);
+/* The effective options as a JSON object of key -> string value, with the
+ * keys above ("devices", "threads", "dim.batch", "backend.cpu.x", ...): what a
+ * config file and later calls resulted in. Free *out_json with tsr_string_free. */
+TSR_API tsr_status_t* tsr_options_json(const tsr_options_t* options, char** out_json);
 
 /* ---- tensors (host memory, row-major, owned by the tensor) ----
  * Every dtype takes a whole number of bytes per element: the 8-bit floats

@@ -45,6 +45,12 @@ class Options {
     Check(tsr_options_set(o_, key.c_str(), value.c_str()));
     return *this;
   }
+  // Applies a deployment config held in memory (TOML text); workload
+  // "inference" or "training" picks the table. Set("config", path) loads a file.
+  Options& LoadConfigString(const std::string& toml_text, const std::string& workload = "inference") {
+    Check(tsr_options_load_config_string(o_, toml_text.c_str(), workload.c_str()));
+    return *this;
+  }
   const tsr_options_t* get() const { return o_; }
 
  private:

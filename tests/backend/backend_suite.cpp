@@ -36,6 +36,8 @@ const std::map<std::string, std::string>& SkipList(const std::string& backend) {
   static const std::map<std::string, std::map<std::string, std::string>> lists = {
       {"null", {{"*", "the null backend implements no kernels"}}},
       {"cpu", {}},
+      // OpenCL (PoCL here, vendor ICDs elsewhere): every op test runs; nothing skipped.
+      {"opencl", {}},
   };
   static const std::map<std::string, std::string> empty;
   auto it = lists.find(backend);
@@ -319,7 +321,7 @@ std::string Describe(const Outcome& o) { return o.stage + ": " + o.message; }
 // not a constant), plus a stream. Released in the destructor.
 class Bindings {
  public:
-  Bindings(const tsr_backend_api* api, tsr_device_t* dev, Segment& seg) : api_(api), seg_(seg) {
+  Bindings(const tsr_backend_api* api, tsr_device_t* dev, Segment& seg) : api_(api), dev_(dev), seg_(seg) {
     buffers_.assign(seg.num_values(), nullptr);
     bindings_.assign(seg.num_values(), tsr_binding{nullptr, 0});
     tsr_error err{};
@@ -340,6 +342,7 @@ class Bindings {
   ~Bindings() {
     for (tsr_buffer_t* b : buffers_)
       if (b) api_->buffer_free(b);
+    if (scratch_) api_->buffer_free(scratch_);
     if (stream_) api_->stream_destroy(stream_);
   }
   Bindings(const Bindings&) = delete;
@@ -356,7 +359,22 @@ class Bindings {
     for (const auto& [v, data] : inputs)
       if (api_->copy_h2d(stream_, buffers_[v], 0, data.data(), data.size(), &err) != TSR_OK)
         return Set(out, "copy_h2d", err);
-    if (api_->execute(exe, stream_, bindings_.data(), static_cast<uint32_t>(bindings_.size()), &err) != TSR_OK)
+    // Scratch the executable asks for goes at binding index num_values (the ABI's contract).
+    uint64_t scratch = 0;
+    if (api_->executable_scratch_bytes && api_->executable_scratch_bytes(exe, &scratch, &err) != TSR_OK)
+      return Set(out, "executable_scratch_bytes", err);
+    std::vector<tsr_binding> all = bindings_;
+    if (scratch > 0) {
+      if (scratch > scratch_bytes_) {
+        if (scratch_) api_->buffer_free(scratch_);
+        scratch_ = nullptr;
+        scratch_bytes_ = 0;
+        if (api_->buffer_alloc(dev_, scratch, 64, &scratch_, &err) != TSR_OK) return Set(out, "buffer_alloc", err);
+        scratch_bytes_ = scratch;
+      }
+      all.push_back(tsr_binding{scratch_, 0});
+    }
+    if (api_->execute(exe, stream_, all.data(), static_cast<uint32_t>(all.size()), &err) != TSR_OK)
       return Set(out, "execute", err);
     if (api_->stream_synchronize(stream_, &err) != TSR_OK) return Set(out, "stream_synchronize", err);
     for (int v : seg_.outputs()) {
@@ -380,8 +398,11 @@ class Bindings {
   void Fail(const char* stage, const tsr_error& err) { Set(&status_, stage, err); }
 
   const tsr_backend_api* api_;
+  tsr_device_t* dev_;
   Segment& seg_;
   tsr_stream_t* stream_ = nullptr;
+  tsr_buffer_t* scratch_ = nullptr;  // executable scratch, grown on demand
+  uint64_t scratch_bytes_ = 0;
   std::vector<tsr_buffer_t*> buffers_;
   std::vector<tsr_binding> bindings_;
   Outcome status_;

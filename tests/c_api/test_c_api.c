@@ -161,6 +161,27 @@ static void test_tensors(void) {
   tsr_tensor_free(NULL);
 }
 
+/* config: a deployment config held in memory (tsr_options_load_config_string). */
+static void test_config_string(const char* model_path) {
+  tsr_options_t* o = NULL;
+  if (!ok_status(tsr_options_create(&o), "options for config")) return;
+  const char* cfg = "[inference]\ndevices = [\"cpu\"]\nthreads = 2\n[inference.memory]\nmax_alloc_bytes = \"1GiB\"\n";
+  ok_status(tsr_options_load_config_string(o, cfg, NULL), "load config string");
+  char* js = NULL;
+  if (ok_status(tsr_options_json(o, &js), "options json")) {
+    CHECK(js && strstr(js, "\"threads\":\"2\"") && strstr(js, "\"max_alloc_bytes\":\"1073741824\""),
+          "options json after the config: %s", js ? js : "(null)");
+    tsr_string_free(js);
+  }
+  expect_error(tsr_options_load_config_string(o, "[inference]\nthreads = \"two\"\n", "inference"),
+               TSR_ERR_INVALID_ARGUMENT, "<string>:2:11: inference.threads", "bad config string");
+  expect_error(tsr_options_load_config_string(o, cfg, "serving"), TSR_ERR_INVALID_ARGUMENT, "serving",
+               "unknown workload");
+  tsr_session_t* s = NULL;
+  if (ok_status(tsr_session_create_from_file(model_path, o, &s), "session with a config string")) tsr_session_free(s);
+  tsr_options_free(o);
+}
+
 int main(void) {
   const char* env = getenv("TESSERA_MODELS_DIR");
   const char* models = (env && env[0]) ? env : TESSERA_MODELS_DIR;
@@ -178,6 +199,7 @@ int main(void) {
 
   test_status_and_options();
   test_tensors();
+  test_config_string(model_path); /* config */
 
   tsr_options_t* opts = NULL;
   ok_status(tsr_options_create(&opts), "options");

@@ -476,6 +476,96 @@ def case_bench_json():
         assert word in out, f"bench output lacks {word!r}"
 
 
+# ---- config: deployment configs (--config FILE) ----
+
+def example_config(name):
+    path = os.path.join(os.path.dirname(os.path.abspath(MODELS)), "examples", "configs", name)
+    assert os.path.isfile(path), f"{path} is missing"
+    return path
+
+
+def case_config_run():
+    path, data = model("mlp")
+    for cfg in ("latency_cpu.toml", "throughput_cpu.toml"):
+        rc, out, _ = tessera("run", path, "--config", example_config(cfg), "--inputs", data, "--check", data, "--json")
+        expect(rc, 0, f"run --config {cfg}")
+        j = parse_json(out, f"run --config {cfg} --json")
+        assert j["check"]["passed"] is True
+        assert sum(j["placement"].values()) > 0, f"placement is empty: {j['placement']}"
+    rc, _, _ = tessera("run", path, "--config", example_config("latency_cpu.toml"))
+    expect(rc, 0, "run --config latency_cpu.toml (human output)")
+    rc, _, _ = tessera("bench", path, "--config", example_config("throughput_cpu.toml"), "--warmup", "0", "--iters", "2")
+    expect(rc, 0, "bench --config throughput_cpu.toml")
+    d = workdir("config_run")
+    plan = os.path.join(d, "mlp.tplan")
+    rc, _, _ = tessera("compile", path, "--config", example_config("latency_cpu.toml"), "-o", plan)
+    expect(rc, 0, "compile --config latency_cpu.toml")
+    rc, _, _ = tessera("run", plan, "--inputs", data, "--check", data)
+    expect(rc, 0, "run the plan compiled with a config")
+
+
+def case_config_bad():
+    path, _ = model("mlp")
+    d = workdir("config_bad")
+    cases = [
+        ("threads.toml", '[inference]\ndevices = ["cpu"]\nthreads = "two"\n', ":3:11: ",
+         'inference.threads must be an integer >= 1, got "two"'),
+        ("unknown.toml", "[inference]\n\nthread = 2\n", ":3:1: ", "unknown key 'inference.thread'"),
+        ("syntax.toml", "[inference]\nthreads = \n", ":2:", "TOML syntax error"),
+        ("role.toml", '[inference]\ndevices = ["GPU 0"]\n', ":2:12: ", "bad device role"),
+        ("units.toml", '[inference.memory]\ncpu = "2 GiBs"\n', ":2:7: ", "bad byte size"),
+    ]
+    for name, text, loc, msg in cases:
+        cfg = os.path.join(d, name)
+        with open(cfg, "w") as f:
+            f.write(text)
+        for cmd in ("run", "inspect"):
+            rc, _, err = tessera(cmd, path, "--config", cfg)
+            expect(rc, 2, f"{cmd} --config {name}")
+            expect_error_line(err, "--config", cfg + loc, msg)
+    rc, _, err = tessera("run", path, "--config", os.path.join(d, "missing.toml"))
+    expect(rc, 2, "run --config with a missing file")
+    expect_error_line(err, "missing.toml")
+    # A [training]-only file used for inference.
+    cfg = os.path.join(d, "train_only.toml")
+    with open(cfg, "w") as f:
+        f.write("[training]\nlr = 0.1\n")
+    rc, _, err = tessera("run", path, "--config", cfg)
+    expect(rc, 2, "run --config with no [inference] table")
+    expect_error_line(err, "no [inference] table")
+
+
+def case_config_override():
+    path, data = model("mlp")
+    d = workdir("config_override")
+    cfg = os.path.join(d, "nodev.toml")
+    with open(cfg, "w") as f:
+        f.write('[inference]\ndevices = ["nosuchdevice:7"]\n')
+    rc, _, err = tessera("run", path, "--config", cfg)
+    expect(rc, 2, "run with a config naming an unknown device")
+    expect_error_line(err, "nosuchdevice")
+    rc, _, _ = tessera("run", path, "--config", cfg, "--device", "cpu", "--inputs", data, "--check", data)
+    expect(rc, 0, "--device after --config overrides the file")
+    # The file's dim bindings size generated inputs; --dim overrides them.
+    dyn, _ = model("mlp_dynamic")
+    cfg = os.path.join(d, "dims.toml")
+    with open(cfg, "w") as f:
+        f.write("[inference.dims]\nbatch = 5\n")
+    rc, out, _ = tessera("run", dyn, "--config", cfg, "--json")
+    expect(rc, 0, "run --config with [inference.dims]")
+    assert parse_json(out, "run --json")["outputs"][0]["shape"] == [5, 10]
+    rc, out, _ = tessera("run", dyn, "--config", cfg, "--dim", "batch=6", "--json")
+    expect(rc, 0, "run --config + --dim")
+    assert parse_json(out, "run --json")["outputs"][0]["shape"] == [6, 10]
+    # FILE#training selects the [training] table.
+    cfg = os.path.join(d, "both.toml")
+    with open(cfg, "w") as f:
+        f.write('[inference]\ndevices = ["nosuchdevice:7"]\n[training]\ndevices = ["cpu"]\n')
+    rc, _, _ = tessera("run", path, "--config", cfg + "#training", "--inputs", data, "--check", data)
+    expect(rc, 0, "run --config FILE#training")
+# ---- end config ----
+
+
 def main():
     global CLI, MODELS, WORK
     ap = argparse.ArgumentParser()

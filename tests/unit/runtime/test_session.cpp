@@ -136,6 +136,39 @@ TEST(Session, AllocationCapIsEnforced) {
   EXPECT_NE(s.status().message().find("cap"), std::string::npos) << s.status().message();
 }
 
+TEST(Session, PerDeviceMemoryCapIsEnforced) {
+  REQUIRE_CPU();
+  SessionOptions o;
+  ASSERT_TRUE(o.Set("dim.batch", "1000").ok());
+  ASSERT_TRUE(o.Set("memory.cpu", "64").ok());
+  auto s = Session::FromGraph(Mlp(), o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kOutOfMemory);
+  EXPECT_NE(s.status().message().find("memory cap of 64 bytes"), std::string::npos) << s.status().message();
+  EXPECT_NE(s.status().message().find("cpu"), std::string::npos) << s.status().message();
+
+  ASSERT_TRUE(o.Set("memory.cpu", "1MiB").ok());
+  auto ok = Session::FromGraph(Mlp(), o);
+  EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+}
+
+TEST(Session, BackendOptionsReachTheirBackendFirst) {
+  REQUIRE_CPU();
+  SessionOptions o;
+  ASSERT_TRUE(o.Set("dim.batch", "2").ok());
+  // The CPU plugin validates "precision"; a backend option comes before the session-wide one.
+  ASSERT_TRUE(o.Set("backend.cpu.precision", "f7").ok());
+  auto s = Session::FromGraph(Mlp(), o);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("precision='f7'"), std::string::npos) << s.status().message();
+  // Options for another backend do not reach the CPU plugin.
+  SessionOptions o2;
+  ASSERT_TRUE(o2.Set("dim.batch", "2").ok());
+  ASSERT_TRUE(o2.Set("backend.opencl.precision", "f7").ok());
+  auto s2 = Session::FromGraph(Mlp(), o2);
+  EXPECT_TRUE(s2.ok()) << s2.status().ToString();
+}
+
 TEST(Session, UnknownDeviceAndOptionAreErrors) {
   SessionOptions o;
   EXPECT_FALSE(o.Set("no_such_option", "1").ok());
