@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
   python3 python3-venv python3-numpy python3-torch python3-torchvision
   clang-14 libclang-rt-14-dev
-  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev
+  ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
 )
 
 SUDO=""

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,35 @@ inline int32_t Report(const Err& e, tsr_error* err) {
     std::snprintf(err->message, sizeof(err->message), "%s", e.message.c_str());
   }
   return e.code;
+}
+
+// Exception barrier for ABI entry points: `TSR_PLUGIN_GUARD_BEGIN ... body ...
+// TSR_PLUGIN_GUARD_END(err, "cpu backend", "out of memory")` turns an escaping
+// exception into an error: "<name>: <oom> in <function>" (TSR_ERR_OUT_OF_MEMORY)
+// for std::bad_alloc, "<name>: <function>: <what>" or "... unknown exception"
+// (TSR_ERR_INTERNAL) otherwise.
+#define TSR_PLUGIN_GUARD_BEGIN try {
+#define TSR_PLUGIN_GUARD_END(err, name, oom)                                                                        \
+  }                                                                                                                 \
+  catch (const std::bad_alloc&) {                                                                                   \
+    return ::tessera::plugin::Report(                                                                               \
+        ::tessera::plugin::MakeErr(TSR_ERR_OUT_OF_MEMORY, "%s: %s in %s", name, oom, __func__), err);               \
+  }                                                                                                                 \
+  catch (const std::exception& e) {                                                                                 \
+    return ::tessera::plugin::Report(                                                                               \
+        ::tessera::plugin::MakeErr(TSR_ERR_INTERNAL, "%s: %s: %s", name, __func__, e.what()), err);                 \
+  }                                                                                                                 \
+  catch (...) {                                                                                                     \
+    return ::tessera::plugin::Report(                                                                               \
+        ::tessera::plugin::MakeErr(TSR_ERR_INTERNAL, "%s: %s: unknown exception", name, __func__), err);            \
+  }
+
+// The value of compile option `key` (the first one), or NULL when absent.
+inline const char* FindOption(const tsr_compile_options* o, const char* key) {
+  if (!o || !o->options) return nullptr;
+  for (uint32_t i = 0; i < o->num_options; ++i)
+    if (o->options[i].key && std::strcmp(o->options[i].key, key) == 0) return o->options[i].value;
+  return nullptr;
 }
 
 inline size_t DTypeSize(int32_t dt) {

@@ -60,6 +60,9 @@ namespace tessera::cpu {
 namespace {
 
 using plugin::Report;
+using plugin::NodeLabel;
+using plugin::NumelOf;
+using plugin::FindOption;
 
 // ---- host facts ----------------------------------------------------------------------
 
@@ -136,13 +139,6 @@ double MemoryGbps(int cores) { return std::clamp(8.0 * cores, 10.0, 300.0); }
 
 // ---- options ---------------------------------------------------------------------------
 
-const char* FindOption(const tsr_compile_options* o, const char* key) {
-  if (!o || !o->options) return nullptr;
-  for (uint32_t i = 0; i < o->num_options; ++i)
-    if (o->options[i].key && std::strcmp(o->options[i].key, key) == 0) return o->options[i].value;
-  return nullptr;
-}
-
 // "threads": a positive integer; *out unchanged when absent.
 Err ParseThreads(const tsr_compile_options* o, int* out) {
   const char* v = FindOption(o, "threads");
@@ -196,20 +192,6 @@ struct tsr_executable_t {
 namespace tessera::cpu {
 namespace {
 
-int64_t NumelOf(const tsr_value_view& v) {
-  if (v.rank < 0) return -1;
-  int64_t n = 1;
-  for (int32_t i = 0; i < v.rank; ++i) {
-    if (v.dims[i] < 0) return -1;
-    n *= v.dims[i];
-  }
-  return n;
-}
-
-std::string NodeLabel(const tsr_node_view& n) {
-  return std::string("node '") + (n.name ? n.name : "") + "' (" + (n.op_type ? n.op_type : "?") + ")";
-}
-
 // Rough run time of a node on this device, from FLOPs and bytes moved.
 double EstimateUs(const tsr_node_view& n, const tsr_graph_view& g, double gflops, double gbps) {
   auto val = [&](uint32_t list_i, bool input) -> const tsr_value_view* {
@@ -243,36 +225,10 @@ double EstimateUs(const tsr_node_view& n, const tsr_graph_view& g, double gflops
   return std::max(t_compute, t_memory) + 1.0;  // + launch/dispatch overhead
 }
 
-// Appends node errors into one message that fits the ABI's capacity.
-std::string JoinErrors(const std::vector<std::string>& errs, size_t num_nodes) {
-  std::string msg = "cpu backend cannot compile " + std::to_string(errs.size()) + " of " +
-                    std::to_string(num_nodes) + " node(s): ";
-  const size_t budget = TSR_ERROR_MESSAGE_CAPACITY - 48;
-  for (size_t i = 0; i < errs.size(); ++i) {
-    std::string part = (i ? "; " : "") + errs[i];
-    if (msg.size() + part.size() > budget) {
-      msg += "; ... and " + std::to_string(errs.size() - i) + " more";
-      break;
-    }
-    msg += part;
-  }
-  return msg;
-}
-
 // ---- ABI functions ----------------------------------------------------------------------
 
-#define TSR_GUARD_BEGIN try {
-#define TSR_GUARD_END(err)                                                                          \
-  }                                                                                                 \
-  catch (const std::bad_alloc&) {                                                                   \
-    return Report(MakeErr(TSR_ERR_OUT_OF_MEMORY, "cpu backend: out of memory in %s", __func__), err); \
-  }                                                                                                 \
-  catch (const std::exception& e) {                                                                 \
-    return Report(MakeErr(TSR_ERR_INTERNAL, "cpu backend: %s: %s", __func__, e.what()), err);        \
-  }                                                                                                 \
-  catch (...) {                                                                                     \
-    return Report(MakeErr(TSR_ERR_INTERNAL, "cpu backend: %s: unknown exception", __func__), err);   \
-  }
+#define TSR_GUARD_BEGIN TSR_PLUGIN_GUARD_BEGIN
+#define TSR_GUARD_END(err) TSR_PLUGIN_GUARD_END(err, "cpu backend", "out of memory")
 
 int32_t Init(const tsr_compile_options* options, tsr_backend_t** out_backend, tsr_error* err) {
   TSR_GUARD_BEGIN
@@ -379,37 +335,9 @@ int32_t CompileWith(tsr_device_t* device, const tsr_graph_view* seg, const tsr_c
   }
 
   // Values: static shapes required; constants carry their data.
-  exe->values.resize(seg->num_values);
-  exe->value_names.resize(seg->num_values);
   exe->value_used.assign(seg->num_values, 0);
-  for (uint32_t i = 0; i < seg->num_values; ++i) {
-    const tsr_value_view& v = seg->values[i];
-    TensorArg& t = exe->values[i];
-    exe->value_names[i] = v.name ? v.name : "";
-    t.dtype = v.dtype;
-    int64_t numel = NumelOf(v);
-    if (numel < 0)
-      return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT,
-                            "cpu backend: value '%s' has an unknown shape; compile needs static shapes",
-                            exe->value_names[i].c_str()),
-                    err);
-    t.dims.assign(v.dims, v.dims + v.rank);
-    t.numel = numel;
-    if (v.flags & TSR_VALUE_CONSTANT) {
-      if (!v.const_data && numel > 0)
-        return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "cpu backend: constant value '%s' has no data",
-                              exe->value_names[i].c_str()),
-                      err);
-      if (v.const_bytes < static_cast<uint64_t>(t.nbytes()))
-        return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT,
-                              "cpu backend: constant value '%s' has %llu bytes, its type needs %lld",
-                              exe->value_names[i].c_str(), static_cast<unsigned long long>(v.const_bytes),
-                              static_cast<long long>(t.nbytes())),
-                      err);
-      static const uint64_t kEmpty = 0;
-      t.const_data = v.const_data ? v.const_data : &kEmpty;
-    }
-  }
+  e = plugin::ReadSegmentValues(*seg, "cpu backend", &exe->values, &exe->value_names);
+  if (!e.ok()) return Report(e, err);
 
   // Kernels, created with the thread count they will run with.
   ScopedThreads scoped(exe->threads);
@@ -476,7 +404,7 @@ int32_t CompileWith(tsr_device_t* device, const tsr_graph_view* seg, const tsr_c
   if (!errors.empty()) {
     // The first kernel's code (e.g. INVALID_ARGUMENT for a bad shape), else UNSUPPORTED.
     int32_t code = first_code != TSR_OK ? first_code : TSR_ERR_UNSUPPORTED;
-    return Report(MakeErr(code, "%s", JoinErrors(errors, seg->num_nodes).c_str()), err);
+    return Report(MakeErr(code, "%s", plugin::JoinErrors("cpu backend", errors, seg->num_nodes).c_str()), err);
   }
   *out_executable = exe.release();
   return TSR_OK;

@@ -359,6 +359,22 @@ inline Err RequireOutput(const NodeArgs& a) {
   return Err::Ok();
 }
 
+// Operands of a Conv/ConvTranspose/MatMul/Gemm-like node: inputs 0 (`in0`)
+// and 1 (`in1`) and output 0 are required; then `check` (CheckF32,
+// CheckF32OrBf16) runs on in0, in1, the optional input 2 (`in2`; NULL = not
+// checked) and Y, in that order.
+inline Err RequireAndCheckOperands(const NodeArgs& a, const char* in0, const char* in1, const char* in2,
+                                   Err (*check)(const NodeArgs&, const TensorArg*, const char*)) {
+  Err e = RequireInput(a, 0, in0);
+  if (e.ok()) e = RequireInput(a, 1, in1);
+  if (e.ok()) e = RequireOutput(a);
+  if (e.ok()) e = check(a, a.inputs[0], in0);
+  if (e.ok()) e = check(a, a.inputs[1], in1);
+  if (e.ok() && in2) e = check(a, a.has_input(2) ? a.inputs[2] : nullptr, in2);
+  if (e.ok()) e = check(a, a.outputs[0], "Y");
+  return e;
+}
+
 // A per-spatial-dim ints attribute: `def` when absent; must have `n` entries.
 inline Err SpatialInts(const NodeArgs& a, const char* name, size_t n, int64_t def, int64_t min_value, Dims* out) {
   plugin::NodeAttrs at = a.attrs();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/common/plugin_util.h"
+#include "backends/common/segment_values.h"
 #include "tessera/backend.h"
 
 namespace tessera::cpu {
@@ -21,25 +22,15 @@ namespace tessera::cpu {
 using plugin::Err;
 using plugin::MakeErr;
 
-// One input or output of a node, as the kernel factory sees it.
-struct TensorArg {
-  int32_t dtype = TSR_DTYPE_UNDEFINED;
-  std::vector<int64_t> dims;
-  int64_t numel = 0;
-  const void* const_data = nullptr;  // non-null for constants (valid for the kernel's lifetime)
-  int64_t elem_size() const { return static_cast<int64_t>(plugin::DTypeSize(dtype)); }
-  int64_t nbytes() const { return numel * elem_size(); }
-};
+// One input or output of a node, as the kernel factory sees it
+// (const_data is non-null for constants, valid for the kernel's lifetime).
+using TensorArg = plugin::TensorArg;
 
-struct NodeArgs {
-  const tsr_node_view* node = nullptr;
-  std::vector<const TensorArg*> inputs;   // nullptr = omitted optional input
-  std::vector<const TensorArg*> outputs;  // nullptr = unused optional output
+// node, inputs, outputs, attrs(), has_input(), has_output(): plugin::NodeArgsBase.
+struct NodeArgs : plugin::NodeArgsBase {
   int threads = 0;                        // 0 = backend default
   std::string precision = "f32";          // "f32" | "bf16" (from compile options)
 
-  plugin::NodeAttrs attrs() const { return plugin::NodeAttrs(*node); }
-  bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
   // "node 'name' (Op)" for error messages.
   std::string Describe() const { return std::string("node '") + node->name + "' (" + node->op_type + ")"; }
 };

@@ -109,18 +109,11 @@ struct ConvGeo {
 Err ValidateConv(const NodeArgs& a, int sum_input, ConvGeo* g) {
   const std::string what = a.Describe();
   const char* w_ = what.c_str();
-  Err e = RequireInput(a, 0, "X");
-  if (e.ok()) e = RequireInput(a, 1, "W");
-  if (e.ok()) e = RequireOutput(a);
+  Err e = RequireAndCheckOperands(a, "X", "W", "B", &CheckF32OrBf16);
   if (!e.ok()) return e;
   const TensorArg& X = *a.inputs[0];
   const TensorArg& W = *a.inputs[1];
   const TensorArg* B = a.has_input(2) ? a.inputs[2] : nullptr;
-  const TensorArg& Y = *a.outputs[0];
-  for (auto [t, name] : {std::pair{&X, "X"}, {&W, "W"}, {B, "B"}, {&Y, "Y"}}) {
-    e = CheckF32OrBf16(a, t, name);
-    if (!e.ok()) return e;
-  }
   const size_t rank = X.dims.size();
   if (rank < 3 || rank > 5)
     return MakeErr(TSR_ERR_UNSUPPORTED, "%s: X has rank %zu; only 1-D, 2-D and 3-D convolutions (rank 3 to 5) are supported",
@@ -330,17 +323,11 @@ Err CreateMatMulWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, int bia
                             std::unique_ptr<Kernel>* out) {
   const std::string what = a.Describe();
   const char* w_ = what.c_str();
-  Err e = RequireInput(a, 0, "A");
-  if (e.ok()) e = RequireInput(a, 1, "B");
-  if (e.ok()) e = RequireOutput(a);
+  Err e = RequireAndCheckOperands(a, "A", "B", nullptr, &CheckF32OrBf16);
   if (!e.ok()) return e;
   const TensorArg& A = *a.inputs[0];
   const TensorArg& B = *a.inputs[1];
   const TensorArg& Y = *a.outputs[0];
-  for (auto [t, name] : {std::pair{&A, "A"}, {&B, "B"}, {&Y, "Y"}}) {
-    e = CheckF32OrBf16(a, t, name);
-    if (!e.ok()) return e;
-  }
   if (A.dims.empty() || B.dims.empty())
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: MatMul operands must have rank >= 1 (A %s, B %s)", w_,
                    DimsStr(A.dims).c_str(), DimsStr(B.dims).c_str());
@@ -444,18 +431,12 @@ Err CreateGemm(const NodeArgs& a, std::unique_ptr<Kernel>* out) { return CreateG
 Err CreateGemmWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, std::unique_ptr<Kernel>* out) {
   const std::string what = a.Describe();
   const char* w_ = what.c_str();
-  Err e = RequireInput(a, 0, "A");
-  if (e.ok()) e = RequireInput(a, 1, "B");
-  if (e.ok()) e = RequireOutput(a);
+  Err e = RequireAndCheckOperands(a, "A", "B", "C", &CheckF32OrBf16);
   if (!e.ok()) return e;
   const TensorArg& A = *a.inputs[0];
   const TensorArg& B = *a.inputs[1];
   const TensorArg* C = a.has_input(2) ? a.inputs[2] : nullptr;
   const TensorArg& Y = *a.outputs[0];
-  for (auto [t, name] : {std::pair{&A, "A"}, {&B, "B"}, {C, "C"}, {&Y, "Y"}}) {
-    e = CheckF32OrBf16(a, t, name);
-    if (!e.ok()) return e;
-  }
   if (A.dims.size() != 2 || B.dims.size() != 2)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: A and B must be 2-D, got A %s, B %s", w_, DimsStr(A.dims).c_str(),
                    DimsStr(B.dims).c_str());

@@ -133,14 +133,7 @@ Err CreateFusedGemm(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // Claim: every present input is f32 or bf16 (shapes may be symbolic here).
 std::string ClaimFloatAll(const tsr_node_view& node, const tsr_graph_view& g) {
-  for (uint32_t i = 0; i < node.num_inputs; ++i) {
-    int32_t v = node.inputs[i];
-    if (v < 0 || static_cast<uint32_t>(v) >= g.num_values) continue;
-    if (g.values[v].dtype != TSR_DTYPE_F32 && g.values[v].dtype != TSR_DTYPE_BF16)
-      return std::string(node.op_type) + " supports only f32 and bf16 on the CPU backend; input " + std::to_string(i) +
-             " is " + plugin::DTypeName(g.values[v].dtype);
-  }
-  return "";
+  return dnnlk::CheckF32OrBf16Inputs(node, g, node.num_inputs);
 }
 
 std::string ClaimFusedConv(const tsr_node_view& node, const tsr_graph_view& g) {

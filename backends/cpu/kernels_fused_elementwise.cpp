@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/common/fused_program.h"
 #include "backends/cpu/bf16_adapter.h"
 #include "backends/cpu/broadcast.h"
 #include "backends/cpu/kernel.h"
@@ -283,18 +284,10 @@ Err Build(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   k->num_inputs = n_in;
   k->numel = y.numel;
 
-  plugin::NodeAttrs at = args.attrs();
-  const tsr_attr_view* pa = at.Find("program");
-  if (!pa || pa->type != TSR_ATTR_INTS)
-    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: attribute 'program' (ints) is required", who.c_str());
-  const std::vector<int64_t> prog = at.Ints("program");
-  const tsr_attr_view* ca = at.Find("constants");
-  if (ca && ca->type != TSR_ATTR_FLOATS)
-    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: attribute 'constants' must be floats", who.c_str());
-  const std::vector<float> consts = at.Floats("constants");
-  if (prog.empty() || prog.size() % kInstrWidth != 0)
-    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: 'program' must hold a non-empty multiple of %d ints, got %zu",
-                   who.c_str(), kInstrWidth, prog.size());
+  std::vector<int64_t> prog;
+  std::vector<float> consts;
+  e = plugin::ReadFusedProgram(args.attrs(), who, kInstrWidth, &prog, &consts);
+  if (!e.ok()) return e;
   const int n_const = static_cast<int>(consts.size());
   const int first_temp = n_in + n_const;
   const int n_instr = static_cast<int>(prog.size() / kInstrWidth);

@@ -252,18 +252,12 @@ Err CreateGlobalLpPool(const NodeArgs& a, std::unique_ptr<Kernel>* out) { return
 Err CreateConvTranspose(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
   const std::string what = a.Describe();
   const char* w_ = what.c_str();
-  Err e = RequireInput(a, 0, "X");
-  if (e.ok()) e = RequireInput(a, 1, "W");
-  if (e.ok()) e = RequireOutput(a);
+  Err e = RequireAndCheckOperands(a, "X", "W", "B", &CheckF32);
   if (!e.ok()) return e;
   const TensorArg& X = *a.inputs[0];
   const TensorArg& W = *a.inputs[1];
   const TensorArg* B = a.has_input(2) ? a.inputs[2] : nullptr;
   const TensorArg& Y = *a.outputs[0];
-  for (auto [t, name] : {std::pair{&X, "X"}, {&W, "W"}, {B, "B"}, {&Y, "Y"}}) {
-    e = CheckF32(a, t, name);
-    if (!e.ok()) return e;
-  }
   const size_t rank = X.dims.size();
   if (rank < 3 || rank > 5)
     return MakeErr(TSR_ERR_UNSUPPORTED, "%s: X has rank %zu; only 1-D, 2-D and 3-D (rank 3 to 5) are supported", w_,

@@ -169,6 +169,8 @@ namespace tessera::cuda {
 namespace {
 
 using plugin::Report;
+using plugin::NodeLabel;
+using plugin::NumelOf;
 
 struct Step {
   std::vector<int32_t> inputs, outputs;
@@ -208,18 +210,8 @@ struct tsr_executable_t {
 namespace tessera::cuda {
 namespace {
 
-#define TSR_GUARD_BEGIN try {
-#define TSR_GUARD_END(err)                                                                            \
-  }                                                                                                   \
-  catch (const std::bad_alloc&) {                                                                     \
-    return Report(MakeErr(TSR_ERR_OUT_OF_MEMORY, "cuda backend: out of host memory in %s", __func__), err); \
-  }                                                                                                   \
-  catch (const std::exception& e) {                                                                   \
-    return Report(MakeErr(TSR_ERR_INTERNAL, "cuda backend: %s: %s", __func__, e.what()), err);         \
-  }                                                                                                   \
-  catch (...) {                                                                                       \
-    return Report(MakeErr(TSR_ERR_INTERNAL, "cuda backend: %s: unknown exception", __func__), err);    \
-  }
+#define TSR_GUARD_BEGIN TSR_PLUGIN_GUARD_BEGIN
+#define TSR_GUARD_END(err) TSR_PLUGIN_GUARD_END(err, "cuda backend", "out of host memory")
 
 Err CudaErr(cudaError_t e, const char* what) {
   if (e == cudaSuccess) return Err::Ok();
@@ -389,16 +381,6 @@ void DeviceClose(tsr_device_t* d) {
 
 // ---- claim ---------------------------------------------------------------------------------
 
-int64_t NumelOf(const tsr_value_view& v) {
-  if (v.rank < 0) return -1;
-  int64_t n = 1;
-  for (int32_t i = 0; i < v.rank; ++i) {
-    if (v.dims[i] < 0) return -1;
-    n *= v.dims[i];
-  }
-  return n;
-}
-
 // Rough run time from FLOPs and bytes, with a launch overhead.
 double EstimateUs(const tsr_node_view& n, const tsr_graph_view& g, double gflops, double gbps) {
   double bytes = 0;
@@ -446,25 +428,6 @@ int32_t Claim(tsr_device_t* d, const tsr_graph_view* graph, tsr_claim* out_claim
 
 // ---- compile ---------------------------------------------------------------------------------
 
-std::string NodeLabel(const tsr_node_view& n) {
-  return std::string("node '") + (n.name ? n.name : "") + "' (" + (n.op_type ? n.op_type : "?") + ")";
-}
-
-std::string JoinErrors(const std::vector<std::string>& errs, size_t num_nodes) {
-  std::string msg = "cuda backend cannot compile " + std::to_string(errs.size()) + " of " + std::to_string(num_nodes) +
-                    " node(s): ";
-  const size_t budget = TSR_ERROR_MESSAGE_CAPACITY - 48;
-  for (size_t i = 0; i < errs.size(); ++i) {
-    std::string part = (i ? "; " : "") + errs[i];
-    if (msg.size() + part.size() > budget) {
-      msg += "; ... and " + std::to_string(errs.size() - i) + " more";
-      break;
-    }
-    msg += part;
-  }
-  return msg;
-}
-
 int32_t Compile(tsr_device_t* d, const tsr_graph_view* seg, const tsr_compile_options* options,
                 tsr_executable_t** out_executable, tsr_error* err) {
   TSR_GUARD_BEGIN
@@ -479,35 +442,16 @@ int32_t Compile(tsr_device_t* d, const tsr_graph_view* seg, const tsr_compile_op
   auto exe = std::make_unique<tsr_executable_t>();
   exe->device = d;
   exe->graphs = opts.cuda_graphs;
-  exe->values.resize(seg->num_values);
-  exe->names.resize(seg->num_values);
   exe->used.assign(seg->num_values, 0);
+  e = plugin::ReadSegmentValues(*seg, "cuda backend", &exe->values, &exe->names, plugin::NoDataMessage::kByteCount);
+  if (!e.ok()) return Report(e, err);
+  // Constants: packed into one device allocation, each at an aligned offset.
   exe->const_offset.assign(seg->num_values, UINT64_MAX);
   uint64_t const_total = 0;
   for (uint32_t i = 0; i < seg->num_values; ++i) {
-    const tsr_value_view& v = seg->values[i];
-    TensorArg& t = exe->values[i];
-    exe->names[i] = v.name ? v.name : "";
-    t.dtype = v.dtype;
-    const int64_t numel = NumelOf(v);
-    if (numel < 0)
-      return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT,
-                            "cuda backend: value '%s' has an unknown shape; compile needs static shapes",
-                            exe->names[i].c_str()),
-                    err);
-    t.dims.assign(v.dims, v.dims + v.rank);
-    t.numel = numel;
-    if (v.flags & TSR_VALUE_CONSTANT) {
-      if ((!v.const_data && numel > 0) || v.const_bytes < static_cast<uint64_t>(t.nbytes()))
-        return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "cuda backend: constant value '%s' has %llu bytes, its type needs %lld",
-                              exe->names[i].c_str(), static_cast<unsigned long long>(v.const_bytes),
-                              static_cast<long long>(t.nbytes())),
-                      err);
-      static const uint64_t kEmpty = 0;
-      t.const_data = v.const_data ? v.const_data : &kEmpty;
-      exe->const_offset[i] = const_total;
-      const_total += (static_cast<uint64_t>(t.nbytes()) + kAllocAlign - 1) / kAllocAlign * kAllocAlign;
-    }
+    if (!(seg->values[i].flags & TSR_VALUE_CONSTANT)) continue;
+    exe->const_offset[i] = const_total;
+    const_total += (static_cast<uint64_t>(exe->values[i].nbytes()) + kAllocAlign - 1) / kAllocAlign * kAllocAlign;
   }
   // Upload constants (one allocation, counted against the cap).
   if (const_total > 0) {
@@ -584,7 +528,7 @@ int32_t Compile(tsr_device_t* d, const tsr_graph_view* seg, const tsr_compile_op
   }
   if (!errors.empty()) {
     const int32_t code = first_code != TSR_OK ? first_code : TSR_ERR_UNSUPPORTED;
-    return Report(MakeErr(code, "%s", JoinErrors(errors, seg->num_nodes).c_str()), err);
+    return Report(MakeErr(code, "%s", plugin::JoinErrors("cuda backend", errors, seg->num_nodes).c_str()), err);
   }
   *out_executable = exe.release();
   return TSR_OK;

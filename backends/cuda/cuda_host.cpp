@@ -13,13 +13,6 @@ namespace tessera::cuda {
 
 // ---- options ---------------------------------------------------------------------------
 
-const char* FindOption(const tsr_compile_options* o, const char* key) {
-  if (!o || !o->options) return nullptr;
-  for (uint32_t i = 0; i < o->num_options; ++i)
-    if (o->options[i].key && std::strcmp(o->options[i].key, key) == 0) return o->options[i].value;
-  return nullptr;
-}
-
 bool ParseByteSize(const std::string& s, uint64_t* out) {
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;

@@ -50,7 +50,7 @@ struct CudaOptions {
   uint64_t release_threshold = UINT64_MAX;
 };
 
-const char* FindOption(const tsr_compile_options* o, const char* key);
+using plugin::FindOption;
 // Parses "123", "64K", "1.5GiB", "512 MB" (see above). false when malformed.
 bool ParseByteSize(const std::string& s, uint64_t* out);
 bool ParseBool(const std::string& s, bool* out);

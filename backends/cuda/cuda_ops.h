@@ -21,19 +21,14 @@
 #include <vector>
 
 #include "backends/common/plugin_util.h"
+#include "backends/common/segment_values.h"
 #include "backends/cuda/cuda_host.h"
 #include "tessera/backend.h"
 
 namespace tessera::cuda {
 
-struct TensorArg {
-  int32_t dtype = TSR_DTYPE_UNDEFINED;
-  std::vector<int64_t> dims;
-  int64_t numel = 0;
-  const void* const_data = nullptr;  // host copy of a constant (valid for the kernel's lifetime)
-  int64_t elem_size() const { return static_cast<int64_t>(plugin::DTypeSize(dtype)); }
-  int64_t nbytes() const { return numel * elem_size(); }
-};
+// const_data: host copy of a constant (valid for the kernel's lifetime).
+using TensorArg = plugin::TensorArg;
 
 // What a factory knows about the device it compiles for.
 struct DeviceInfo {
@@ -43,18 +38,13 @@ struct DeviceInfo {
   uint64_t smem_optin = 48 * 1024;  // max dynamic shared memory per block
 };
 
-struct NodeArgs {
-  const tsr_node_view* node = nullptr;
-  std::vector<const TensorArg*> inputs;   // nullptr = omitted optional input
-  std::vector<const TensorArg*> outputs;  // nullptr = unused optional output
+// node, inputs, outputs, attrs(), has_input(), has_output(): plugin::NodeArgsBase.
+struct NodeArgs : plugin::NodeArgsBase {
   CudaOptions options;
   DeviceInfo device;
   cublasLtHandle_t lt = nullptr;   // for factories that query heuristics
   cudnnHandle_t dnn = nullptr;     // idem (compile-time use only, serialized by the host)
 
-  plugin::NodeAttrs attrs() const { return plugin::NodeAttrs(*node); }
-  bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
-  bool has_output(size_t i) const { return i < outputs.size() && outputs[i] != nullptr; }
   std::string Describe() const { return std::string("node '") + node->name + "' (" + node->op_type + ")"; }
 };
 

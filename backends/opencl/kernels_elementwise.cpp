@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/common/fused_program.h"
 #include "backends/opencl/ocl.h"
 
 namespace tessera::ocl {
@@ -474,18 +475,10 @@ Err BuildFusedElementwise(const NodeArgs& a, OpPlan* plan) {
   const TensorArg& y = *a.outputs[0];
   if (y.dtype != TSR_DTYPE_F32)
     return MakeErr(TSR_ERR_UNSUPPORTED, "%s: output must be f32, got %s", who.c_str(), plugin::DTypeName(y.dtype));
-  plugin::NodeAttrs at = a.attrs();
-  const tsr_attr_view* pa = at.Find("program");
-  if (!pa || pa->type != TSR_ATTR_INTS)
-    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: attribute 'program' (ints) is required", who.c_str());
-  const std::vector<int64_t> prog = at.Ints("program");
-  const tsr_attr_view* ca = at.Find("constants");
-  if (ca && ca->type != TSR_ATTR_FLOATS)
-    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: attribute 'constants' must be floats", who.c_str());
-  const std::vector<float> consts = at.Floats("constants");
-  if (prog.empty() || prog.size() % kInstrWidth != 0)
-    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: 'program' must hold a non-empty multiple of %d ints, got %zu",
-                   who.c_str(), kInstrWidth, prog.size());
+  std::vector<int64_t> prog;
+  std::vector<float> consts;
+  Err pe = plugin::ReadFusedProgram(a.attrs(), who, kInstrWidth, &prog, &consts);
+  if (!pe.ok()) return pe;
   const int n_in = static_cast<int>(a.inputs.size());
   const int n_const = static_cast<int>(consts.size());
   const int first_temp = n_in + n_const;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "backends/common/plugin_util.h"
+#include "backends/common/segment_values.h"
 #include "tessera/backend.h"
 
 namespace tessera::ocl {
@@ -29,23 +30,12 @@ namespace tessera::ocl {
 using plugin::Err;
 using plugin::MakeErr;
 
-// One input or output of a node at compile time (static shape).
-struct TensorArg {
-  int32_t dtype = TSR_DTYPE_UNDEFINED;
-  std::vector<int64_t> dims;
-  int64_t numel = 0;
-  const void* const_data = nullptr;  // host data of constants (valid while the executable lives)
-  int64_t elem_size() const { return static_cast<int64_t>(plugin::DTypeSize(dtype)); }
-  int64_t nbytes() const { return numel * elem_size(); }
-};
+// One input or output of a node at compile time (static shape; const_data is
+// the host data of constants, valid while the executable lives).
+using TensorArg = plugin::TensorArg;
 
-struct NodeArgs {
-  const tsr_node_view* node = nullptr;
-  std::vector<const TensorArg*> inputs;   // nullptr = omitted optional input
-  std::vector<const TensorArg*> outputs;  // nullptr = unused optional output
-  plugin::NodeAttrs attrs() const { return plugin::NodeAttrs(*node); }
-  bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }
-  bool has_output(size_t i) const { return i < outputs.size() && outputs[i] != nullptr; }
+// node, inputs, outputs, attrs(), has_input(), has_output(): plugin::NodeArgsBase.
+struct NodeArgs : plugin::NodeArgsBase {
   int out_slot(size_t i) const { return static_cast<int>(inputs.size() + i); }
   std::string Describe() const {
     return std::string("node '") + (node->name ? node->name : "") + "' (" + (node->op_type ? node->op_type : "?") +

@@ -80,6 +80,8 @@ namespace tessera::ocl {
 namespace {
 
 using plugin::Report;
+using plugin::NodeLabel;
+using plugin::NumelOf;
 
 const char* ClErrorName(cl_int e) {
   switch (e) {
@@ -126,18 +128,8 @@ T DeviceValue(cl_device_id d, cl_device_info what) {
   return v;
 }
 
-#define TSR_GUARD_BEGIN try {
-#define TSR_GUARD_END(err)                                                                               \
-  }                                                                                                      \
-  catch (const std::bad_alloc&) {                                                                        \
-    return Report(MakeErr(TSR_ERR_OUT_OF_MEMORY, "opencl backend: out of memory in %s", __func__), err); \
-  }                                                                                                      \
-  catch (const std::exception& e) {                                                                      \
-    return Report(MakeErr(TSR_ERR_INTERNAL, "opencl backend: %s: %s", __func__, e.what()), err);         \
-  }                                                                                                      \
-  catch (...) {                                                                                          \
-    return Report(MakeErr(TSR_ERR_INTERNAL, "opencl backend: %s: unknown exception", __func__), err);    \
-  }
+#define TSR_GUARD_BEGIN TSR_PLUGIN_GUARD_BEGIN
+#define TSR_GUARD_END(err) TSR_PLUGIN_GUARD_END(err, "opencl backend", "out of memory")
 
 // ---- backend and devices ---------------------------------------------------------------
 
@@ -241,10 +233,6 @@ int32_t DeviceOpen(tsr_backend_t* backend, int32_t index, tsr_device_t** out_dev
 void DeviceClose(tsr_device_t* device) { delete device; }
 
 // ---- claim -----------------------------------------------------------------------------
-
-std::string NodeLabel(const tsr_node_view& n) {
-  return std::string("node '") + (n.name ? n.name : "") + "' (" + (n.op_type ? n.op_type : "?") + ")";
-}
 
 // Default claim check: every present input and output is f32.
 std::string AllF32(const tsr_node_view& n, const tsr_graph_view& g) {
@@ -372,31 +360,6 @@ namespace {
 
 constexpr uint64_t kFlagBytes = 64;  // scratch bytes reserved for the error flag
 
-int64_t NumelOf(const tsr_value_view& v) {
-  if (v.rank < 0) return -1;
-  int64_t n = 1;
-  for (int32_t i = 0; i < v.rank; ++i) {
-    if (v.dims[i] < 0) return -1;
-    n *= v.dims[i];
-  }
-  return n;
-}
-
-std::string JoinErrors(const std::vector<std::string>& errs, size_t num_nodes) {
-  std::string msg = "opencl backend cannot compile " + std::to_string(errs.size()) + " of " +
-                    std::to_string(num_nodes) + " node(s): ";
-  const size_t budget = TSR_ERROR_MESSAGE_CAPACITY - 48;
-  for (size_t i = 0; i < errs.size(); ++i) {
-    std::string part = (i ? "; " : "") + errs[i];
-    if (msg.size() + part.size() > budget) {
-      msg += "; ... and " + std::to_string(errs.size() - i) + " more";
-      break;
-    }
-    msg += part;
-  }
-  return msg;
-}
-
 cl_mem Upload(tsr_device_t* d, const void* data, uint64_t bytes, cl_int* rc) {
   static const uint64_t kZero[8] = {};
   if (bytes == 0) return clCreateBuffer(d->ctx, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, 64, const_cast<uint64_t*>(kZero), rc);
@@ -476,38 +439,10 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
   }
   auto exe = std::make_unique<tsr_executable_t>();
   exe->device = device;
-  exe->values.resize(seg->num_values);
-  exe->value_names.resize(seg->num_values);
   exe->const_mems.assign(seg->num_values, nullptr);
   exe->value_used.assign(seg->num_values, 0);
-  for (uint32_t i = 0; i < seg->num_values; ++i) {
-    const tsr_value_view& v = seg->values[i];
-    TensorArg& t = exe->values[i];
-    exe->value_names[i] = v.name ? v.name : "";
-    t.dtype = v.dtype;
-    int64_t numel = NumelOf(v);
-    if (numel < 0)
-      return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT,
-                            "opencl backend: value '%s' has an unknown shape; compile needs static shapes",
-                            exe->value_names[i].c_str()),
-                    err);
-    t.dims.assign(v.dims, v.dims + v.rank);
-    t.numel = numel;
-    if (v.flags & TSR_VALUE_CONSTANT) {
-      if (!v.const_data && numel > 0)
-        return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT, "opencl backend: constant value '%s' has no data",
-                              exe->value_names[i].c_str()),
-                      err);
-      if (v.const_bytes < static_cast<uint64_t>(t.nbytes()))
-        return Report(MakeErr(TSR_ERR_INVALID_ARGUMENT,
-                              "opencl backend: constant value '%s' has %llu bytes, its type needs %lld",
-                              exe->value_names[i].c_str(), static_cast<unsigned long long>(v.const_bytes),
-                              static_cast<long long>(t.nbytes())),
-                      err);
-      static const uint64_t kEmpty = 0;
-      t.const_data = v.const_data ? v.const_data : &kEmpty;
-    }
-  }
+  Err read = plugin::ReadSegmentValues(*seg, "opencl backend", &exe->values, &exe->value_names);
+  if (!read.ok()) return Report(read, err);
 
   std::vector<std::string> errors;
   int32_t first_code = TSR_OK;
@@ -551,7 +486,7 @@ int32_t Compile(tsr_device_t* device, const tsr_graph_view* seg, const tsr_compi
   }
   if (!errors.empty()) {
     int32_t code = first_code != TSR_OK ? first_code : TSR_ERR_UNSUPPORTED;
-    return Report(MakeErr(code, "%s", JoinErrors(errors, seg->num_nodes).c_str()), err);
+    return Report(MakeErr(code, "%s", plugin::JoinErrors("opencl backend", errors, seg->num_nodes).c_str()), err);
   }
   exe->scratch_bytes = (exe->checks || node_scratch) ? kFlagBytes + node_scratch : 0;
   // Constants read by the kernels, uploaded once.
