@@ -397,6 +397,55 @@ TEST(MultiDevice, OpenClAndCpuSplitMatchesCpu) {
   EXPECT_EQ(j["transfers"][0]["from"], "opencl:0");
 }
 
+// Strict mode end to end: a node the preferred device (OpenCL) cannot run makes
+// session creation fail with every such node named, instead of a silent
+// fallback to the CPU; without strict the same graph runs split.
+TEST(MultiDevice, StrictOpenClRejectsUnclaimableNodesByName) {
+  REQUIRE_CPU();
+  REQUIRE_OPENCL();
+  auto build = [] {
+    auto g = std::make_unique<Graph>();
+    g->set_opset("", 17);
+    Value* x = g->AddValue("x", TensorType{DType::kF32, Shape({Dim::Known(4), Dim::Known(8)})});
+    g->AddInput(x);
+    Value* axis = g->AddConstant("axis", Tensor::FromVector<int64_t>(DType::kI64, {}, {1}));
+    Node* relu = g->AddNode("Relu", {x}, 1, "relu");
+    Node* c1 = g->AddNode("CumSum", {relu->output(0), axis}, 1, "cumsum_a");
+    Node* c2 = g->AddNode("CumSum", {c1->output(0), axis}, 1, "cumsum_b");
+    g->AddOutput(c2->output(0));
+    return g;
+  };
+  SessionOptions o;
+  ASSERT_TRUE(o.Set("devices", "opencl:0,cpu").ok());
+  ASSERT_TRUE(o.Set("strict", "1").ok());
+  auto s = Session::FromGraph(build(), o);
+  ASSERT_FALSE(s.ok());
+  const std::string m = s.status().message();
+  EXPECT_EQ(s.status().code(), StatusCode::kUnsupported) << m;
+  EXPECT_NE(m.find("strict mode: 2 node(s)"), std::string::npos) << m;
+  EXPECT_NE(m.find("'cumsum_a' (CumSum)"), std::string::npos) << m;
+  EXPECT_NE(m.find("'cumsum_b' (CumSum)"), std::string::npos) << m;
+  EXPECT_EQ(m.find("'relu'"), std::string::npos) << m;
+
+  SessionOptions lax;
+  ASSERT_TRUE(lax.Set("devices", "opencl:0,cpu").ok());
+  auto ok = Session::FromGraph(build(), lax);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  json j = json::parse(*(*ok)->DescribeJson());
+  ASSERT_TRUE(j.contains("nodes"));
+  // The CumSums fall back to the CPU; the cheap Relu before them stays with
+  // them rather than costing a transfer (the cost model, not ping-pong).
+  int on_cpu = 0;
+  for (const auto& n : j["nodes"]) {
+    if (n["device"] == "cpu") ++on_cpu;
+    if (n["name"] == "relu") {
+      EXPECT_NE(n["reason"].get<std::string>().find("kept on cpu"), std::string::npos) << n.dump();
+    }
+  }
+  EXPECT_EQ(on_cpu, 3) << j["nodes"].dump();
+  EXPECT_EQ(j["transfers"].size(), 0u) << j.dump();
+}
+
 TEST(MultiDevice, OpenClAndCpuSegmentsOverlap) {
   REQUIRE_CPU();
   REQUIRE_OPENCL();
