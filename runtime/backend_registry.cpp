@@ -41,10 +41,10 @@ BackendRegistry::BackendRegistry() {
     dirs_.push_back((lib / "tessera" / "backends").string());
   }
   dirs_.push_back(TESSERA_BACKEND_BUILD_DIR);
-  for (const auto& d : dirs_) LoadDir(d);
+  for (const auto& d : dirs_) ListDir(d);
 }
 
-void BackendRegistry::LoadDir(const std::string& dir) {
+void BackendRegistry::ListDir(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return;
   std::vector<std::string> files;
@@ -53,12 +53,40 @@ void BackendRegistry::LoadDir(const std::string& dir) {
     if (fn.rfind("libtessera_backend_", 0) == 0 && e.path().extension() == ".so") files.push_back(e.path().string());
   }
   std::sort(files.begin(), files.end());
-  for (const auto& f : files) LoadFile(f);
+  for (const auto& f : files) {
+    std::string stem = fs::path(f).stem().string().substr(std::strlen("libtessera_backend_"));
+    bool listed = false;  // an earlier folder provides it
+    for (const auto& p : pending_) listed = listed || p.first == stem;
+    if (!listed) pending_.emplace_back(stem, f);
+  }
 }
 
-void BackendRegistry::LoadFile(const std::string& path) {
-  std::string stem = fs::path(path).stem().string().substr(std::strlen("libtessera_backend_"));
-  if (Find(stem)) return;  // an earlier folder provided it
+const std::vector<std::unique_ptr<LoadedBackend>>& BackendRegistry::backends() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [stem, path] : pending_) LoadFile(stem, path);
+  pending_.clear();
+  return backends_;
+}
+
+const LoadedBackend* BackendRegistry::Find(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (const LoadedBackend* b = FindLoaded(name)) return b;
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (pending_[i].first != name) continue;
+    auto [stem, path] = pending_[i];
+    pending_.erase(pending_.begin() + static_cast<std::ptrdiff_t>(i));
+    LoadFile(stem, path);
+    return FindLoaded(name);
+  }
+  // A plugin may call itself something other than its file name: load the rest.
+  if (pending_.empty()) return nullptr;
+  for (const auto& [stem, path] : pending_) LoadFile(stem, path);
+  pending_.clear();
+  return FindLoaded(name);
+}
+
+void BackendRegistry::LoadFile(const std::string& stem, const std::string& path) {
+  if (FindLoaded(stem)) return;  // a plugin loaded earlier already calls itself that
   auto b = std::make_unique<LoadedBackend>();
   b->name = stem;
   b->path = path;
@@ -113,7 +141,7 @@ void BackendRegistry::LoadFile(const std::string& path) {
   backends_.push_back(std::move(b));
 }
 
-const LoadedBackend* BackendRegistry::Find(const std::string& name) const {
+const LoadedBackend* BackendRegistry::FindLoaded(const std::string& name) const {
   for (const auto& b : backends_)
     if (b->name == name) return b.get();
   return nullptr;

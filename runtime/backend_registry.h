@@ -7,10 +7,16 @@
 //   3. the build tree this library was built in
 // A plugin that fails to load, lacks the entry symbol or has another ABI major
 // version is recorded with the reason (never fatal). The registry is created
-// once per process and is thread-safe to read.
+// once per process and is thread-safe.
+//
+// Plugins are loaded lazily: creating the registry only lists the files;
+// Find(name) loads (dlopen, init, device enumeration) just that backend, and
+// backends() loads all of them. A CPU-only session therefore never pays for
+// initialising OpenCL platforms or loading the CUDA libraries.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -37,16 +43,22 @@ struct LoadedBackend {
 
 class BackendRegistry {
  public:
-  // The process-wide registry (loads plugins on first use).
+  // The process-wide registry.
   static BackendRegistry& Get();
-  const std::vector<std::unique_ptr<LoadedBackend>>& backends() const { return backends_; }
-  const LoadedBackend* Find(const std::string& name) const;
+  // Every plugin found (loads those not loaded yet). Entries are never removed
+  // or moved, so pointers to them stay valid for the process's life.
+  const std::vector<std::unique_ptr<LoadedBackend>>& backends();
+  // The backend called `name` (loading it first if needed), or nullptr.
+  const LoadedBackend* Find(const std::string& name);
   std::vector<std::string> search_dirs() const { return dirs_; }
 
  private:
   BackendRegistry();
-  void LoadDir(const std::string& dir);
-  void LoadFile(const std::string& path);
+  void ListDir(const std::string& dir);
+  void LoadFile(const std::string& stem, const std::string& path);  // caller holds mu_
+  const LoadedBackend* FindLoaded(const std::string& name) const;   // caller holds mu_
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> pending_;  // (file stem, path) not loaded yet, search order
   std::vector<std::unique_ptr<LoadedBackend>> backends_;
   std::vector<std::string> dirs_;
 };
