@@ -1,7 +1,7 @@
 // Shared plumbing of the oneDNN-backed CPU kernels (kernels_dnnl.cpp,
 // kernels_fused_dnnl.cpp, kernels_pool_conv_loops.cpp): the generic oneDNN
 // kernel (DnnlKernel: a primitive plus its operands, with reorders between the
-// caller's layout and the primitive's), FnKernel, sliding-window geometry and
+// caller's layout and the primitive's), MakeVoidFnKernel, sliding-window geometry and
 // the validation helpers every factory uses. Only CPU kernel sources include
 // this (the core never sees dnnl).
 #pragma once
@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backends/cpu/broadcast.h"
 #include "backends/cpu/dnnl_util.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
@@ -273,19 +274,14 @@ class DnnlKernel final : public Kernel {
   Hook pre_, post_;
 };
 
-// A kernel that is a plain function (empty outputs, K == 0 products).
-class FnKernel final : public Kernel {
- public:
-  using Fn = std::function<void(const void* const* in, void* const* out)>;
-  explicit FnKernel(Fn fn) : fn_(std::move(fn)) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    fn_(in, out);
+// A kernel that is a plain function that cannot fail (empty outputs, K == 0
+// products, own loops): broadcast.h's FnKernel with an Ok result.
+inline std::unique_ptr<Kernel> MakeVoidFnKernel(std::function<void(const void* const* in, void* const* out)> fn) {
+  return MakeFnKernel([fn = std::move(fn)](const void* const* in, void* const* out) {
+    fn(in, out);
     return Err::Ok();
-  }
-
- private:
-  Fn fn_;
-};
+  });
+}
 
 inline dnnl::primitive_attr MakeAttr(const NodeArgs& a) {
   dnnl::primitive_attr attr;
@@ -467,7 +463,7 @@ inline memory::dims Minus1(const Dims& d) {
 }
 
 inline std::unique_ptr<Kernel> NoopKernel() {
-  return std::make_unique<FnKernel>([](const void* const*, void* const*) {});
+  return MakeVoidFnKernel([](const void* const*, void* const*) {});
 }
 
 // ---- claim-check helpers (shapes may be unknown here) ----------------------------------

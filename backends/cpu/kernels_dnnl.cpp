@@ -376,7 +376,7 @@ Err CreateMatMulWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, int bia
                    w_);
   if (K == 0) {  // an empty sum
     size_t bytes = static_cast<size_t>(Y.nbytes());
-    *out = std::make_unique<FnKernel>([bytes](const void* const*, void* const* o) { std::memset(o[0], 0, bytes); });
+    *out = MakeVoidFnKernel([bytes](const void* const*, void* const* o) { std::memset(o[0], 0, bytes); });
     return Err::Ok();
   }
   if (static_cast<int>(r) > kMaxDnnlRank)
@@ -492,7 +492,7 @@ Err CreateGemmWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, std::uniq
                    plugin::DTypeName(Y.dtype));
   if (K == 0) {
     size_t bytes = static_cast<size_t>(Y.nbytes());
-    *out = std::make_unique<FnKernel>([=](const void* const* in, void* const* o) {
+    *out = MakeVoidFnKernel([=](const void* const* in, void* const* o) {
       if (use_c)
         fill_c(static_cast<const float*>(in[2]), static_cast<float*>(o[0]), beta);
       else

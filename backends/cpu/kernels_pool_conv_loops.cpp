@@ -172,7 +172,7 @@ Err dnnlk::CreateMaxPoolLoop(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
   const int64_t planes = X.dims[0] * X.dims[1];
   const int32_t dt = X.dtype;
   const bool col = order == 1;
-  *out = std::make_unique<FnKernel>([=](const void* const* in, void* const* o) {
+  *out = MakeVoidFnKernel([=](const void* const* in, void* const* o) {
     int64_t* ind = with_ind ? static_cast<int64_t*>(o[1]) : nullptr;
     switch (dt) {
       case TSR_DTYPE_F32:
@@ -234,7 +234,7 @@ Err CreateLpPoolImpl(const NodeArgs& a, std::unique_ptr<Kernel>* out, bool globa
   const int64_t planes = X.dims[0] * X.dims[1];
   const bool f64 = X.dtype == TSR_DTYPE_F64;
   const double pd = static_cast<double>(p);
-  *out = std::make_unique<FnKernel>([=](const void* const* in, void* const* o) {
+  *out = MakeVoidFnKernel([=](const void* const* in, void* const* o) {
     if (f64) LpPoolLoop(static_cast<const double*>(in[0]), static_cast<double*>(o[0]), planes, g, pd);
     else LpPoolLoop(static_cast<const float*>(in[0]), static_cast<float*>(o[0]), planes, g, pd);
   });
@@ -378,7 +378,7 @@ Err CreateConvTranspose(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
   const Geo3 g = ToGeo3(win, osp);
   const int64_t ksz = g.k[0] * g.k[1] * g.k[2];
   const bool has_b = B != nullptr;
-  *out = std::make_unique<FnKernel>([=](const void* const* in, void* const* o) {
+  *out = MakeVoidFnKernel([=](const void* const* in, void* const* o) {
     const float* x = static_cast<const float*>(in[0]);
     const float* w = static_cast<const float*>(in[1]);
     const float* b = has_b ? static_cast<const float*>(in[2]) : nullptr;
@@ -555,7 +555,7 @@ Err CreateDeformConv(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
                    static_cast<long long>(M));
   const int64_t SH = win.s[0], SW = win.s[1], DH = win.d[0], DW = win.d[1], PH = win.pl[0], PW = win.pl[1];
   const bool has_b = B != nullptr, has_m = MK != nullptr;
-  *out = std::make_unique<FnKernel>([=](const void* const* in, void* const* o) {
+  *out = MakeVoidFnKernel([=](const void* const* in, void* const* o) {
     const float* x = static_cast<const float*>(in[0]);
     const float* w = static_cast<const float*>(in[1]);
     const float* off = static_cast<const float*>(in[2]);
