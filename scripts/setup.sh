@@ -12,8 +12,8 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libdnnl-dev
   libprotobuf-dev protobuf-compiler libonnx-dev
-  libtomlplusplus-dev nlohmann-json3-dev libfmt-dev
-  python3 python3-venv python3-numpy python3-torch python3-torchvision
+  libtomlplusplus-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
+  python3 python3-venv python3-numpy python3-torch python3-torchvision python3-sklearn
   clang-14 libclang-rt-14-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
 )
