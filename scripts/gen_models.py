@@ -35,7 +35,7 @@ OPSET = 17
 
 NAMES = ["mlp", "mlp_dynamic", "cnn", "transformer", "resnet18", "resnet50", "bert_tiny", "gpt_tiny"]
 # Benchmark-size models (hundreds of MB): generated only when named with --only.
-OPT_IN_NAMES = ["bert_base", "gpt2_small"]
+OPT_IN_NAMES = ["bert_base", "gpt2_small", "mlp_wide"]
 
 
 def _builders():
@@ -268,6 +268,14 @@ def _builders():
         # (embedding + LM head) small; the blocks are the real size.
         return _gpt(13, layers=12, d=768, heads=12, seq=128, batch=1, vocab=8192)
 
+    def build_mlp_wide():
+        # bench/compare's MLP: 784-1024-1024-10 with ReLU, batch 64.
+        torch.manual_seed(14)
+        model = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
+                                    torch.nn.ReLU(), torch.nn.Linear(1024, 10))
+        gen = torch.Generator().manual_seed(314)
+        return model, (_randn(gen, 64, 784),), ["input"], ["output"], None
+
 
     MODELS = {
         "mlp": build_mlp,
@@ -280,6 +288,7 @@ def _builders():
         "gpt_tiny": build_gpt_tiny,
         "bert_base": build_bert_base,
         "gpt2_small": build_gpt2_small,
+        "mlp_wide": build_mlp_wide,
     }
 
     return MODELS
