@@ -24,6 +24,7 @@
 //   GlobalNormClip(g_1..g_N) -> g_1'..g_N', total_norm[]      attrs: max_norm (required, > 0)
 // Gradient ops (outputs have the type of the forward input they differentiate):
 //   GeluGrad(dy, x) attrs approximate;  SoftmaxGrad(dy, y) attrs axis, log, coerce_2d
+//   ReluGrad(dy, x_or_y) -> dx = dy where x_or_y > 0, else 0 (Relu's x or its output y)
 //   LayerNormGrad(dy, x, scale) -> dx, [dscale], [dbias]   attrs axis, epsilon
 //   BatchNormGrad(dy, x, scale, mean, var) -> dx, [dscale], [dbias]   attrs epsilon, training_mode
 //   MaxPoolGrad(dy, x) / AveragePoolGrad(dy, x) -> dx      attrs of the forward pool
@@ -271,6 +272,7 @@ void RegisterTrainingOps(OpRegistry& r) {
   Add(r, "AdamWUpdate", 6, 6, 3, 3, InferAdamWUpdate);
   Add(r, "GlobalNormClip", 1, 1 << 16, 2, (1 << 16) + 1, InferGlobalNormClip);
   Add(r, "GeluGrad", 2, 2, 1, 1, LikeInput(1));
+  Add(r, "ReluGrad", 2, 2, 1, 1, LikeInput(1));
   Add(r, "SoftmaxGrad", 2, 2, 1, 1, LikeInput(1));
   Add(r, "LayerNormGrad", 3, 3, 1, 3, InferNormGrad);
   Add(r, "BatchNormGrad", 3, 5, 1, 3, InferNormGrad);

@@ -9,6 +9,7 @@
 #include "runtime/backend_registry.h"
 #include "runtime/config.h"
 #include "runtime/session.h"
+#include "runtime/training_session.h"
 #include "tessera/tessera.h"
 
 struct tsr_status_t {
@@ -29,6 +30,9 @@ struct tsr_session_t {
 };
 struct tsr_tensor_t {
   tessera::Tensor t;
+};
+struct tsr_training_session_t {
+  std::unique_ptr<tessera::TrainingSession> ts;
 };
 
 namespace {
@@ -300,6 +304,92 @@ tsr_status_t* tsr_session_save_plan(tsr_session_t* s, const char* path) {
   if (!s) return NullArg("session");
   if (!path) return NullArg("path");
   return Guard([&]() { return ToC(s->session->SavePlan(path)); });
+}
+
+// ---- training ----
+
+namespace {
+tsr_status_t* BatchOf(const char* const* names, const tsr_tensor_t* const* tensors, size_t n,
+                      std::vector<std::pair<std::string, const tessera::Tensor*>>* out) {
+  if (n && (!names || !tensors)) return NullArg("names/tensors");
+  for (size_t i = 0; i < n; ++i) {
+    if (!names[i]) return MakeStatus(TSR_ERR_INVALID_ARGUMENT, "batch name " + std::to_string(i) + " is NULL");
+    if (!tensors[i]) return MakeStatus(TSR_ERR_INVALID_ARGUMENT, std::string("batch input '") + names[i] + "' is NULL");
+    out->push_back({names[i], &tensors[i]->t});
+  }
+  return nullptr;
+}
+}  // namespace
+
+tsr_status_t* tsr_training_session_create_from_file(const char* onnx_path, const tsr_options_t* o,
+                                                    tsr_training_session_t** out) {
+  if (!onnx_path) return NullArg("onnx_path");
+  if (!out) return NullArg("out_session");
+  *out = nullptr;
+  return Guard([&]() -> tsr_status_t* {
+    tessera::SessionOptions opts = o ? o->opts : tessera::SessionOptions{};
+    auto topts = tessera::TrainingOptions::FromSettings(opts.training);
+    if (!topts.ok()) return ToC(topts.status());
+    auto ts = tessera::TrainingSession::FromFile(onnx_path, *topts, opts);
+    if (!ts.ok()) return ToC(ts.status());
+    *out = new tsr_training_session_t{std::move(ts).value()};
+    return nullptr;
+  });
+}
+
+void tsr_training_session_free(tsr_training_session_t* s) { delete s; }
+
+tsr_status_t* tsr_training_session_step(tsr_training_session_t* s, const char* const* names,
+                                        const tsr_tensor_t* const* tensors, size_t n, double* out_loss) {
+  if (!s) return NullArg("session");
+  return Guard([&]() -> tsr_status_t* {
+    std::vector<std::pair<std::string, const tessera::Tensor*>> batch;
+    if (tsr_status_t* e = BatchOf(names, tensors, n, &batch)) return e;
+    auto r = s->ts->Step(batch);
+    if (!r.ok()) return ToC(r.status());
+    if (out_loss) *out_loss = r->loss;
+    return nullptr;
+  });
+}
+
+tsr_status_t* tsr_training_session_eval(tsr_training_session_t* s, const char* const* names,
+                                        const tsr_tensor_t* const* tensors, size_t n, tsr_tensor_t** out_outputs,
+                                        size_t num_outputs, double* out_loss) {
+  if (!s) return NullArg("session");
+  if (num_outputs && !out_outputs) return NullArg("out_outputs");
+  return Guard([&]() -> tsr_status_t* {
+    std::vector<std::pair<std::string, const tessera::Tensor*>> batch;
+    if (tsr_status_t* e = BatchOf(names, tensors, n, &batch)) return e;
+    auto r = s->ts->Eval(batch);
+    if (!r.ok()) return ToC(r.status());
+    if (num_outputs > r->outputs.size())
+      return MakeStatus(TSR_ERR_INVALID_ARGUMENT, "num_outputs is " + std::to_string(num_outputs) +
+                                                      " but the model has " + std::to_string(r->outputs.size()) +
+                                                      " outputs");
+    for (size_t i = 0; i < num_outputs; ++i) out_outputs[i] = new tsr_tensor_t{std::move(r->outputs[i])};
+    if (out_loss) *out_loss = r->loss;
+    return nullptr;
+  });
+}
+
+int64_t tsr_training_session_step_count(const tsr_training_session_t* s) { return s ? s->ts->step() : 0; }
+
+tsr_status_t* tsr_training_session_save_checkpoint(tsr_training_session_t* s, const char* path) {
+  if (!s) return NullArg("session");
+  if (!path) return NullArg("path");
+  return Guard([&]() { return ToC(s->ts->SaveCheckpoint(path)); });
+}
+
+tsr_status_t* tsr_training_session_load_checkpoint(tsr_training_session_t* s, const char* path) {
+  if (!s) return NullArg("session");
+  if (!path) return NullArg("path");
+  return Guard([&]() { return ToC(s->ts->LoadCheckpoint(path)); });
+}
+
+tsr_status_t* tsr_training_session_export_onnx(tsr_training_session_t* s, const char* path) {
+  if (!s) return NullArg("session");
+  if (!path) return NullArg("path");
+  return Guard([&]() { return ToC(s->ts->ExportOnnx(path)); });
 }
 
 tsr_status_t* tsr_devices_json(const tsr_options_t* o, char** out) {

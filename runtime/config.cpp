@@ -76,6 +76,7 @@ const TrainingKey kTrainingKeys[] = {
     {"warmup_steps", 'i', 0, 1e15, false, false, nullptr},
     {"checkpoint", 's', 0, 0, false, false, nullptr},
     {"checkpoint_every", 'i', 1, 1e15, false, false, nullptr},
+    {"grad_accum_steps", 'i', 1, 1e6, false, false, nullptr},
 };
 
 const TrainingKey* FindTrainingKey(const std::string& k) {

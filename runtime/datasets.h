@@ -25,8 +25,11 @@ struct Dataset {
 
 // scikit-learn's digits: 1797 samples of 64 pixels (0..16) and labels 0..9.
 // Features are scaled to [0, 1] (pixel / 16) and shaped [N, 64], or
-// [N, 1, 8, 8] with `image_shape`. Split: the first 1437 samples (file
-// order) are "train", the last 360 "test"; "all" is every sample. The file
+// [N, 1, 8, 8] with `image_shape`. Split (stratified, interleaved): the 5th,
+// 10th, 15th, ... sample of each class in file order is "test" (355 rows),
+// the other 1442 "train", both in file order (the file groups samples by
+// writer; this mixes writers as a shuffled split would); "all" is every
+// sample. The file
 // is looked up in $TESSERA_DIGITS (a digits.csv.gz path), then in the
 // python3-sklearn install (/usr/lib/python3/dist-packages/sklearn/datasets/
 // data/digits.csv.gz) and the .venv; NotFound says how to install it.

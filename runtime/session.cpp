@@ -56,7 +56,34 @@ struct SegmentExec {
   tsr_executable_t* exe = nullptr;
   OpenDevice* dev = nullptr;
   std::vector<int64_t> offsets;  // per view value: arena offset, -1 for constants
+  std::vector<std::string> names;  // per view value: its name (state binding)
   uint64_t scratch_bytes = 0;
+};
+
+// A declared state value (Session::DeclareState). Its current value is in
+// `bufs[home]` when home is set, else in `host` (zeros until SetState).
+// Buffers are allocated once per device and freed with the session.
+struct StateSlot {
+  std::string input, output;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> dims;
+  uint64_t bytes = 0;
+  std::map<OpenDevice*, tsr_buffer_t*> bufs;
+  OpenDevice* home = nullptr;
+  Tensor host;
+};
+
+// How one compiled variant uses the session's state (bound on its first run).
+struct VariantState {
+  std::vector<int32_t> home;       // per slot: plan device holding it, -1 = unused by this variant
+  std::vector<std::string> mode;   // per slot: "in_place" | "copy" | "read_only" | "unused"
+  std::vector<tsr_buffer_t*> buf;  // per slot: the state buffer on `home`
+  // per segment: (view value index, state buffer) bindings replacing the arena's
+  std::vector<std::vector<std::pair<uint32_t, tsr_buffer_t*>>> seg_bind;
+  // (slot, plan device): a device other than home also reads the input; its
+  // arena input buffer gets a copy of the state before the run
+  std::vector<std::pair<int32_t, int32_t>> pre_copies;
+  std::vector<int32_t> copy_back;  // slots whose output is copied arena -> state after the run
 };
 
 // hetero: a thread that issues one device's work for an ExecContext, one job
@@ -148,6 +175,7 @@ struct Variant {
   // precision: compiled artifacts from the plan file (consumed by Prepare) and what became of them.
   std::vector<PlanArtifact> artifacts;
   ArtifactReport artifact_report;
+  std::unique_ptr<VariantState> state;  // null until a run of a session with state binds it
   void DestroyContext(ExecContext* c);
   ~Variant();
 };
@@ -202,7 +230,9 @@ Result<std::string> ValueKey(const std::set<std::string>& names, const FeedMap& 
   std::string key;
   for (const auto& n : names) {
     auto it = feeds.find(n);
-    if (it == feeds.end()) return Internal("no value for specialized input '", n, "'");
+    if (it == feeds.end())
+      return Unsupported("input '", n, "' sets shapes or parameters of the model (its value is compiled in) but no ",
+                         "value was fed; session state (DeclareState) cannot be such an input");
     const Tensor& t = *it->second;
     key += "|" + n + "=";
     if (t.dtype() == DType::kString) {
@@ -258,8 +288,27 @@ struct Session::Impl {
   ~Impl() {
     if (tracer) (void)tracer->Write();  // hetero: best effort; Session::WriteTrace reports errors
     variants.clear();  // executables before devices
+    for (auto& slot : slots)
+      for (auto& [od, b] : slot.bufs)
+        if (b) od->backend->api->buffer_free(b);
+    for (auto& [od, st] : state_streams)
+      if (st) od->backend->api->stream_destroy(st);
     devices.clear();
   }
+
+  // ---- state (Session::DeclareState) ----
+  std::vector<StateSlot> slots;
+  std::map<std::string, int32_t> slot_of_input, slot_of_output;
+  std::mutex state_mu;  // serializes runs of a session with state, SetState and GetState
+  std::map<OpenDevice*, tsr_stream_t*> state_streams;  // for uploads/downloads outside runs
+  Result<tsr_stream_t*> StateStream(OpenDevice* od);
+  Result<tsr_buffer_t*> StateBuffer(StateSlot& slot, OpenDevice* od);
+  // Moves the slot's current value into its buffer on `od` (synchronously).
+  Status MoveState(StateSlot& slot, OpenDevice* od);
+  Result<Tensor> ReadState(StateSlot& slot);
+  Status BindState(Variant& v);
+  Status StateBeforeRun(Variant& v, ExecContext* ctx);
+  Status StateAfterRun(Variant& v, ExecContext* ctx);
 
   Result<OpenDevice*> OpenRole(const std::string& role);
   Result<std::vector<std::string>> ResolveRoles();
@@ -427,7 +476,11 @@ Result<std::unique_ptr<Variant>> Session::Impl::Compile(const std::map<std::stri
     in->set_type(TensorType{in->dtype(), Shape::FromInts(it->second)});
   }
   FeedMap specialized;
-  for (const auto& n : value_inputs) specialized[n] = feeds.at(n);
+  for (const auto& n : value_inputs) {
+    auto it = feeds.find(n);
+    if (it == feeds.end()) return Internal("no value for specialized input '", n, "'");
+    specialized[n] = it->second;
+  }
   TSR_RETURN_IF_ERROR(SpecializeInputs(*g, specialized));
   TSR_ASSIGN_OR_RETURN(PassManager pm, BuildPipeline(opts.opt_level));
   PassContext ctx;
@@ -599,6 +652,7 @@ Status Session::Impl::Prepare(Variant& v) {
     se.dev = v.devices[seg.device];
     const tsr_backend_api* api = se.dev->backend->api;
     for (const Value* val : view->values()) {
+      se.names.push_back(val->name());
       if (val->is_constant()) {
         se.offsets.push_back(-1);
         continue;
@@ -855,6 +909,8 @@ Status Session::Impl::Execute(Variant& v, ExecContext* ctx, const FeedMap& feeds
         bindings.assign(se.offsets.size() + 1, tsr_binding{nullptr, 0});
         for (size_t i = 0; i < se.offsets.size(); ++i)
           if (se.offsets[i] >= 0) bindings[i] = {ctx->arenas[d], static_cast<uint64_t>(se.offsets[i])};
+        if (v.state)
+          for (const auto& [i, buf] : v.state->seg_bind[op.index]) bindings[i] = {buf, 0};
         bindings.back() = {ctx->scratch[op.index], 0};
         uint32_t nb = static_cast<uint32_t>(se.offsets.size() + (se.scratch_bytes ? 1 : 0));
         if (timed) {
@@ -1018,6 +1074,296 @@ Status Session::Impl::Execute(Variant& v, ExecContext* ctx, const FeedMap& feeds
   return Status::Ok();
 }
 
+// ---- state ---------------------------------------------------------------------
+
+namespace {
+// Ops whose kernels may write an output over the buffer of an input they read
+// (element i read before it is written): the optimizer updates and
+// BatchNormalization's running statistics (ops_training.cpp, backend.h), and
+// the elementwise ops lower.cpp also updates in place.
+const std::set<std::string> kInPlaceStateWriters = {
+    "tessera.SGDUpdate", "tessera.AdamWUpdate", "BatchNormalization", "Add", "Sub", "Mul", "Div", "Neg", "Relu",
+    "Sigmoid", "Tanh", "Exp", "Abs", "Sqrt", "Clip", "tessera.FusedElementwise"};
+}  // namespace
+
+Result<tsr_stream_t*> Session::Impl::StateStream(OpenDevice* od) {
+  auto it = state_streams.find(od);
+  if (it != state_streams.end()) return it->second;
+  tsr_error err{};
+  tsr_stream_t* st = nullptr;
+  std::lock_guard<std::mutex> lock(od->mu);
+  int32_t rc = od->backend->api->stream_create(od->dev, &st, &err);
+  if (rc != TSR_OK) return FromPluginError(rc, err, StrCat("creating a state stream on ", od->role));
+  state_streams[od] = st;
+  return st;
+}
+
+Result<tsr_buffer_t*> Session::Impl::StateBuffer(StateSlot& slot, OpenDevice* od) {
+  auto it = slot.bufs.find(od);
+  if (it != slot.bufs.end()) return it->second;
+  tsr_error err{};
+  tsr_buffer_t* b = nullptr;
+  std::lock_guard<std::mutex> lock(od->mu);
+  int32_t rc = od->backend->api->buffer_alloc(od->dev, std::max<uint64_t>(slot.bytes, 1), 64, &b, &err);
+  if (rc != TSR_OK)
+    return FromPluginError(rc, err, StrCat("allocating the state buffer of '", slot.input, "' on ", od->role));
+  slot.bufs[od] = b;
+  uint64_t now = live_bytes += std::max<uint64_t>(slot.bytes, 1);
+  uint64_t prev = peak_bytes.load();
+  while (now > prev && !peak_bytes.compare_exchange_weak(prev, now)) {
+  }
+  return b;
+}
+
+Result<Tensor> Session::Impl::ReadState(StateSlot& slot) {
+  if (!slot.home) {
+    if (slot.host.dtype() == slot.dtype && slot.host.dims() == slot.dims)
+      return Tensor::FromBytes(slot.dtype, slot.dims, slot.host.raw(), slot.host.nbytes());
+    return Tensor::Zeros(slot.dtype, slot.dims);
+  }
+  TSR_ASSIGN_OR_RETURN(Tensor t, Tensor::Zeros(slot.dtype, slot.dims));
+  TSR_ASSIGN_OR_RETURN(tsr_stream_t * st, StateStream(slot.home));
+  const tsr_backend_api* api = slot.home->backend->api;
+  tsr_error err{};
+  int32_t rc = api->copy_d2h(st, t.mutable_raw(), slot.bufs.at(slot.home), 0, t.nbytes(), &err);
+  if (rc == TSR_OK) rc = api->stream_synchronize(st, &err);
+  if (rc != TSR_OK)
+    return FromPluginError(rc, err, StrCat("reading state '", slot.input, "' from ", slot.home->role));
+  return t;
+}
+
+Status Session::Impl::MoveState(StateSlot& slot, OpenDevice* od) {
+  if (slot.home == od) return Status::Ok();
+  TSR_ASSIGN_OR_RETURN(Tensor value, ReadState(slot));
+  TSR_ASSIGN_OR_RETURN(tsr_buffer_t * b, StateBuffer(slot, od));
+  TSR_ASSIGN_OR_RETURN(tsr_stream_t * st, StateStream(od));
+  const tsr_backend_api* api = od->backend->api;
+  tsr_error err{};
+  int32_t rc = api->copy_h2d(st, b, 0, value.raw(), value.nbytes(), &err);
+  if (rc == TSR_OK) rc = api->stream_synchronize(st, &err);
+  if (rc != TSR_OK) return FromPluginError(rc, err, StrCat("uploading state '", slot.input, "' to ", od->role));
+  slot.home = od;
+  slot.host = Tensor();
+  return Status::Ok();
+}
+
+// Decides, for one variant, where each state value lives and whether its
+// output may be written in place (see Session::DeclareState).
+Status Session::Impl::BindState(Variant& v) {
+  const Plan& plan = v.plan;
+  auto vs = std::make_unique<VariantState>();
+  const size_t n = slots.size();
+  vs->home.assign(n, -1);
+  vs->mode.assign(n, "unused");
+  vs->buf.assign(n, nullptr);
+  vs->seg_bind.assign(v.segments.size(), {});
+  // Issue position of every node on its device.
+  std::unordered_map<std::string, std::pair<int32_t, int64_t>> pos;  // node -> (device, position)
+  for (size_t d = 0; d < v.schedule.size(); ++d) {
+    int64_t p = 0;
+    for (const DeviceOp& op : v.schedule[d])
+      if (op.kind == DeviceOp::kSegment)
+        for (const auto& name : plan.segments[op.index].nodes) pos[name] = {static_cast<int32_t>(d), p++};
+  }
+  for (size_t k = 0; k < n; ++k) {
+    StateSlot& slot = slots[k];
+    auto xit = v.values.find(slot.input);
+    if (xit == v.values.end()) continue;  // optimized away: nothing reads it
+    const Value* x = xit->second;
+    if (x->dtype() != slot.dtype || !x->shape().is_static() || *x->shape().AsInts() != slot.dims)
+      return Internal("state input '", slot.input, "' has type ", x->type().ToString(), " in the compiled plan");
+    int32_t home = -1;
+    const Node* writer = nullptr;
+    if (!slot.output.empty()) {
+      auto yit = v.values.find(slot.output);
+      if (yit == v.values.end() || !yit->second->producer() || !pos.count(yit->second->producer()->name()))
+        return Unsupported("state output '", slot.output, "' is not computed by a node of the compiled plan (it is a ",
+                           "constant or an input after optimization); it cannot update state '", slot.input, "'");
+      writer = yit->second->producer();
+      home = pos[writer->name()].first;
+      const PlanBuffer* yb = plan.FindBuffer(slot.output, home);
+      if (!yb || !yb->layout.empty() || yb->bytes < slot.bytes)
+        return Unsupported("state output '", slot.output, "' is stored in layout '", yb ? yb->layout : "?",
+                           "' on ", plan.devices[home].role, "; state needs the plain layout");
+    } else {
+      for (const auto& b : plan.buffers)
+        if (b.value == slot.input && b.kind == BufferKind::kInput && (home < 0 || b.device < home)) home = b.device;
+      if (home < 0) continue;
+    }
+    vs->home[k] = home;
+    TSR_ASSIGN_OR_RETURN(vs->buf[k], StateBuffer(slot, v.devices[home]));
+    bool in_place = false;
+    if (writer) {
+      const auto wpos = pos[writer->name()].second;
+      bool writer_reads = false;
+      in_place = true;
+      for (const Node* node : plan.graph->nodes()) {
+        bool reads = false;
+        for (const Value* in : node->inputs()) reads = reads || in == x;
+        if (!reads) continue;
+        if (node == writer) {
+          writer_reads = true;
+          continue;
+        }
+        auto pit = pos.find(node->name());
+        if (pit == pos.end() || (pit->second.first == home && pit->second.second > wpos)) in_place = false;
+      }
+      if (writer_reads && !kInPlaceStateWriters.count(writer->QualifiedOp())) in_place = false;
+      for (const auto& t : plan.transfers)
+        if (t.value == slot.output) in_place = false;  // sends read the arena
+      // TESSERA_STATE_IN_PLACE=0 turns in-place state updates off (A/B checks).
+      if (const char* e = std::getenv("TESSERA_STATE_IN_PLACE"); e && std::string(e) == "0") in_place = false;
+      vs->mode[k] = in_place ? "in_place" : "copy";
+      if (!in_place) vs->copy_back.push_back(static_cast<int32_t>(k));
+    } else {
+      vs->mode[k] = "read_only";
+    }
+    for (size_t s = 0; s < v.segments.size(); ++s) {
+      if (v.segments[s].device != home) continue;
+      const auto& names = v.segments[s].names;
+      for (size_t i = 0; i < names.size(); ++i)
+        if (names[i] == slot.input || (in_place && names[i] == slot.output))
+          vs->seg_bind[s].push_back({static_cast<uint32_t>(i), vs->buf[k]});
+    }
+    for (const auto& b : plan.buffers)
+      if (b.value == slot.input && b.kind == BufferKind::kInput && b.device != home)
+        vs->pre_copies.push_back({static_cast<int32_t>(k), b.device});
+  }
+  v.state = std::move(vs);
+  return Status::Ok();
+}
+
+Status Session::Impl::StateBeforeRun(Variant& v, ExecContext* ctx) {
+  VariantState& vs = *v.state;
+  for (size_t k = 0; k < slots.size(); ++k)
+    if (vs.home[k] >= 0) TSR_RETURN_IF_ERROR(MoveState(slots[k], v.devices[vs.home[k]]));
+  tsr_error err{};
+  for (const auto& [k, d] : vs.pre_copies) {
+    const int32_t h = vs.home[k];
+    const PlanBuffer* dst = v.plan.FindBuffer(slots[k].input, d);
+    if (!dst) return Internal("state input '", slots[k].input, "' has no buffer on ", v.plan.devices[d].role);
+    std::vector<uint8_t> host(slots[k].bytes);
+    const tsr_backend_api* hapi = v.devices[h]->backend->api;
+    const tsr_backend_api* dapi = v.devices[d]->backend->api;
+    int32_t rc = hapi->copy_d2h(ctx->streams[h], host.data(), vs.buf[k], 0, host.size(), &err);
+    if (rc == TSR_OK) rc = hapi->stream_synchronize(ctx->streams[h], &err);
+    if (rc == TSR_OK) rc = dapi->copy_h2d(ctx->streams[d], ctx->arenas[d], dst->offset, host.data(), host.size(), &err);
+    if (rc != TSR_OK)
+      return FromPluginError(rc, err, StrCat("copying state '", slots[k].input, "' from ", v.plan.devices[h].role,
+                                             " to ", v.plan.devices[d].role));
+  }
+  return Status::Ok();
+}
+
+Status Session::Impl::StateAfterRun(Variant& v, ExecContext* ctx) {
+  VariantState& vs = *v.state;
+  tsr_error err{};
+  for (int32_t k : vs.copy_back) {
+    const int32_t h = vs.home[k];
+    const PlanBuffer* src = v.plan.FindBuffer(slots[k].output, h);
+    if (!src) return Internal("state output '", slots[k].output, "' has no buffer");
+    const tsr_backend_api* api = v.devices[h]->backend->api;
+    int32_t rc = TSR_OK;
+    if (api->copy_d2d) {
+      rc = api->copy_d2d(ctx->streams[h], vs.buf[k], 0, ctx->arenas[h], src->offset, slots[k].bytes, &err);
+    } else {
+      std::vector<uint8_t> host(slots[k].bytes);
+      rc = api->copy_d2h(ctx->streams[h], host.data(), ctx->arenas[h], src->offset, host.size(), &err);
+      if (rc == TSR_OK) rc = api->stream_synchronize(ctx->streams[h], &err);
+      if (rc == TSR_OK) rc = api->copy_h2d(ctx->streams[h], vs.buf[k], 0, host.data(), host.size(), &err);
+    }
+    if (rc != TSR_OK) return FromPluginError(rc, err, StrCat("updating state '", slots[k].input, "'"));
+  }
+  for (size_t d = 0; d < v.devices.size(); ++d) {
+    int32_t rc = v.devices[d]->backend->api->stream_synchronize(ctx->streams[d], &err);
+    if (rc != TSR_OK) return FromPluginError(rc, err, StrCat("synchronizing ", v.plan.devices[d].role));
+  }
+  return Status::Ok();
+}
+
+Status Session::DeclareState(const std::vector<StateSpec>& state) {
+  std::lock_guard<std::mutex> lock(impl_->state_mu);
+  if (impl_->runs.load() > 0) return FailedPrecondition("DeclareState must be called before the first run");
+  if (!impl_->slots.empty()) return FailedPrecondition("state is already declared for this session");
+  std::vector<StateSlot> slots;
+  std::map<std::string, int32_t> by_in, by_out;
+  auto find = [](const std::vector<IoInfo>& v, const std::string& n) -> const IoInfo* {
+    for (const auto& i : v)
+      if (i.name == n) return &i;
+    return nullptr;
+  };
+  for (const auto& spec : state) {
+    const IoInfo* in = find(inputs_, spec.input);
+    if (!in) return InvalidArgument("state input '", spec.input, "' is not an input of the model; its inputs are: ",
+                                    JoinNames(inputs_));
+    if (in->dtype == DType::kString || in->dtype == DType::kUndefined)
+      return InvalidArgument("state input '", spec.input, "' has dtype ", DTypeName(in->dtype),
+                             "; state must be numeric");
+    for (int64_t d : in->dims)
+      if (d < 0)
+        return InvalidArgument("state input '", spec.input, "' has a symbolic shape ", DimsToString(in->dims),
+                               "; state needs a static shape");
+    if (impl_->model && !impl_->model->FindValue(spec.input)->shape().has_rank())
+      return InvalidArgument("state input '", spec.input, "' has an unknown rank; state needs a static shape");
+    if (!by_in.emplace(spec.input, static_cast<int32_t>(slots.size())).second)
+      return InvalidArgument("state input '", spec.input, "' is declared twice");
+    if (!spec.output.empty()) {
+      const IoInfo* out = find(outputs_, spec.output);
+      if (!out) return InvalidArgument("state output '", spec.output, "' (for input '", spec.input,
+                                       "') is not an output of the model; its outputs are: ", JoinNames(outputs_));
+      bool same = out->dtype == in->dtype && out->dims.size() == in->dims.size();
+      for (size_t i = 0; same && i < out->dims.size(); ++i) same = out->dims[i] < 0 || out->dims[i] == in->dims[i];
+      if (!same)
+        return InvalidArgument("state output '", spec.output, "' has type ", DTypeName(out->dtype),
+                               DimsToString(out->dims), " but its input '", spec.input, "' has ", DTypeName(in->dtype),
+                               DimsToString(in->dims));
+      if (!by_out.emplace(spec.output, static_cast<int32_t>(slots.size())).second)
+        return InvalidArgument("state output '", spec.output, "' is declared twice");
+    }
+    StateSlot slot;
+    slot.input = spec.input;
+    slot.output = spec.output;
+    slot.dtype = in->dtype;
+    slot.dims = in->dims;
+    TSR_ASSIGN_OR_RETURN(int64_t bytes, CheckedByteSize(in->dims, in->dtype));
+    slot.bytes = static_cast<uint64_t>(bytes);
+    slots.push_back(std::move(slot));
+  }
+  impl_->slots = std::move(slots);
+  impl_->slot_of_input = std::move(by_in);
+  impl_->slot_of_output = std::move(by_out);
+  state_ = state;
+  return Status::Ok();
+}
+
+Status Session::SetState(const std::string& input, const Tensor& value) {
+  std::lock_guard<std::mutex> lock(impl_->state_mu);
+  auto it = impl_->slot_of_input.find(input);
+  if (it == impl_->slot_of_input.end()) return NotFound("'", input, "' is not declared state of this session");
+  StateSlot& slot = impl_->slots[it->second];
+  if (value.dtype() != slot.dtype || value.dims() != slot.dims)
+    return InvalidArgument("state '", input, "' is ", DTypeName(slot.dtype), DimsToString(slot.dims), ", got ",
+                           DTypeName(value.dtype()), DimsToString(value.dims()));
+  if (!slot.home) {
+    TSR_ASSIGN_OR_RETURN(slot.host, Tensor::FromBytes(value.dtype(), value.dims(), value.raw(), value.nbytes()));
+    return Status::Ok();
+  }
+  TSR_ASSIGN_OR_RETURN(tsr_stream_t * st, impl_->StateStream(slot.home));
+  const tsr_backend_api* api = slot.home->backend->api;
+  tsr_error err{};
+  int32_t rc = api->copy_h2d(st, slot.bufs.at(slot.home), 0, value.raw(), value.nbytes(), &err);
+  if (rc == TSR_OK) rc = api->stream_synchronize(st, &err);
+  if (rc != TSR_OK) return FromPluginError(rc, err, StrCat("uploading state '", input, "' to ", slot.home->role));
+  return Status::Ok();
+}
+
+Result<Tensor> Session::GetState(const std::string& input) {
+  std::lock_guard<std::mutex> lock(impl_->state_mu);
+  auto it = impl_->slot_of_input.find(input);
+  if (it == impl_->slot_of_input.end()) return NotFound("'", input, "' is not declared state of this session");
+  return impl_->ReadState(impl_->slots[it->second]);
+}
+
 // ---- Session ---------------------------------------------------------------------
 
 Session::Session() : impl_(std::make_unique<Impl>()) {}
@@ -1135,9 +1481,16 @@ Result<std::unique_ptr<Session>> Session::FromBytes(const void* data, size_t siz
 
 Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& feeds,
                     const std::vector<std::string>& output_names, std::vector<Tensor>* results) {
+  // Runs of a session with state are serialized.
+  std::unique_lock<std::mutex> state_lock;
+  const bool has_state = !impl_->slots.empty();
+  if (has_state) state_lock = std::unique_lock<std::mutex>(impl_->state_mu);
   // Validate the feeds against the model's signature.
   std::map<std::string, const Tensor*> by_name;
   for (const auto& [name, t] : feeds) {
+    if (impl_->slot_of_input.count(name))
+      return InvalidArgument("input '", name, "' is session state (Session::DeclareState) and is not fed; set it with "
+                             "SetState");
     auto it = std::find_if(inputs_.begin(), inputs_.end(), [&](const IoInfo& i) { return i.name == name; });
     if (it == inputs_.end())
       return InvalidArgument("unknown input '", name, "'; the model's inputs are: ", JoinNames(inputs_));
@@ -1147,6 +1500,11 @@ Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& fe
   std::map<std::string, std::vector<int64_t>> shapes;
   std::map<std::string, std::pair<int64_t, std::string>> symbols;  // symbol -> (value, input)
   for (const IoInfo& in : inputs_) {
+    auto sit = impl_->slot_of_input.find(in.name);
+    if (sit != impl_->slot_of_input.end()) {
+      shapes[in.name] = impl_->slots[sit->second].dims;
+      continue;
+    }
     auto it = by_name.find(in.name);
     std::string expect = StrCat(DTypeName(in.dtype), "[");
     for (size_t i = 0; i < in.dims.size(); ++i)
@@ -1180,7 +1538,8 @@ Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& fe
   // Which outputs.
   std::vector<size_t> out_idx;
   if (output_names.empty()) {
-    for (size_t i = 0; i < outputs_.size(); ++i) out_idx.push_back(i);
+    for (size_t i = 0; i < outputs_.size(); ++i)
+      if (!impl_->slot_of_output.count(outputs_[i].name)) out_idx.push_back(i);
   } else {
     for (const auto& n : output_names) {
       auto it = std::find_if(outputs_.begin(), outputs_.end(), [&](const IoInfo& o) { return o.name == n; });
@@ -1198,7 +1557,10 @@ Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& fe
     if (rc != TSR_OK && st.ok()) st = FromPluginError(rc, err, what);
     return rc == TSR_OK;
   };
-  st = impl_->Execute(*v, ctx, by_name);  // hetero: every device, transfers, tracing
+  if (has_state && !v->state) st = impl_->BindState(*v);
+  if (st.ok() && has_state) st = impl_->StateBeforeRun(*v, ctx);
+  if (st.ok()) st = impl_->Execute(*v, ctx, by_name);  // hetero: every device, transfers, tracing
+  if (st.ok() && has_state) st = impl_->StateAfterRun(*v, ctx);
   // Outputs, by position in the plan graph's outputs.
   results->clear();
   for (size_t oi : out_idx) {
@@ -1217,6 +1579,21 @@ Status Session::Run(const std::vector<std::pair<std::string, const Tensor*>>& fe
       if (!t.ok()) { st = t.status(); break; }
       results->push_back(std::move(t).value());
       continue;
+    }
+    if (v->state) {  // an in-place state output lives in its state buffer
+      auto sit = impl_->slot_of_output.find(val->name());
+      if (sit != impl_->slot_of_output.end() && v->state->mode[sit->second] == "in_place") {
+        StateSlot& slot = impl_->slots[sit->second];
+        const int32_t d = v->state->home[sit->second];
+        auto t = Tensor::Zeros(slot.dtype, slot.dims);
+        if (!t.ok()) { st = t.status(); break; }
+        const tsr_backend_api* api = v->devices[d]->backend->api;
+        if (check(api->copy_d2h(ctx->streams[d], t->mutable_raw(), v->state->buf[sit->second], 0, t->nbytes(), &err),
+                  StrCat("reading state output '", val->name(), "'")) &&
+            check(api->stream_synchronize(ctx->streams[d], &err), "synchronizing"))
+          results->push_back(std::move(t).value());
+        continue;
+      }
     }
     const PlanBuffer* b = nullptr;
     for (const auto& pb : plan.buffers)
@@ -1366,6 +1743,15 @@ Result<std::string> Session::DescribeJson() {
     passes.push_back({{"pass", s.pass}, {"nodes_before", s.nodes_before}, {"nodes_after", s.nodes_after},
                       {"changes", s.changes}, {"ms", s.millis}});
   j["passes"] = passes;
+  if (v->state) {
+    json sj = json::array();
+    for (size_t k = 0; k < impl_->slots.size(); ++k)
+      sj.push_back({{"input", impl_->slots[k].input}, {"output", impl_->slots[k].output},
+                    {"mode", v->state->mode[k]},
+                    {"device", v->state->home[k] >= 0 ? p.devices[v->state->home[k]].role : std::string()},
+                    {"bytes", impl_->slots[k].bytes}});
+    j["state"] = sj;
+  }
   // precision: cached compiled artifacts (plan files only).
   if (v->artifact_report.from_plan) {
     const ArtifactReport& ar = v->artifact_report;
@@ -1380,6 +1766,21 @@ std::string Session::StatsJson() const {
             // hetero: cross-device traffic, over all runs and in the last run.
             {"transfers", impl_->transfer_count.load()}, {"transfer_bytes", impl_->transfer_bytes.load()},
             {"last_run_transfer_bytes", impl_->last_run_transfer_bytes.load()}};
+  if (!impl_->slots.empty()) {
+    // How the state of the last compiled variant is updated.
+    std::lock_guard<std::mutex> lock(impl_->state_mu);
+    Variant* v = impl_->last_variant;
+    json sj = json::object(), dj = json::object();
+    uint64_t bytes = 0;
+    for (size_t k = 0; k < impl_->slots.size(); ++k) {
+      sj[impl_->slots[k].input] = v && v->state ? v->state->mode[k] : "unbound";
+      dj[impl_->slots[k].input] = impl_->slots[k].home ? impl_->slots[k].home->role : "host";
+      bytes += impl_->slots[k].bytes;
+    }
+    j["state"] = sj;
+    j["state_device"] = dj;  // where each value lives now
+    j["state_bytes"] = bytes;
+  }
   return j.dump();
 }
 

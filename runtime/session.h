@@ -25,6 +25,15 @@ namespace tessera {
 
 struct LoadedPlan;  // runtime/plan_file.h
 
+// A value that persists across runs on the device where the plan reads it
+// (Session::DeclareState): graph input `input` is read from a persistent
+// device buffer instead of a feed, and graph output `output` (same dtype and
+// shape; "" = read-only state) becomes its new value after each run.
+struct StateSpec {
+  std::string input;
+  std::string output;
+};
+
 struct IoInfo {
   std::string name;
   DType dtype = DType::kUndefined;
@@ -47,6 +56,42 @@ class Session {
   // outputs, in model order, when output_names is empty).
   Status Run(const std::vector<std::pair<std::string, const Tensor*>>& feeds,
              const std::vector<std::string>& output_names, std::vector<Tensor>* results);
+
+  // ---- state (values that stay on the devices across runs) ----
+  // Declares state before the first Run (FailedPrecondition after). Inputs
+  // must be runtime graph inputs with static shapes, outputs graph outputs of
+  // the same dtype and shape; each input and output at most once. Declared
+  // state starts as zeros until SetState.
+  //
+  // Then Run does not take the state inputs (feeding one is InvalidArgument
+  // naming it) and, with an empty output_names, returns every output EXCEPT
+  // the state outputs; a state output named in output_names is returned too.
+  // After a successful run the state holds the outputs' values. A state
+  // output is written in place into the state buffer when its producer may
+  // update in place (tessera.SGDUpdate/AdamWUpdate, BatchNormalization,
+  // elementwise ops) and every other reader of the input on that device runs
+  // before it; otherwise it is written to the run's arena and copied into the
+  // state buffer after the run ("copy" mode). DescribeJson's "state" says
+  // which mode and device each value got. A failed run may leave state
+  // partially updated.
+  //
+  // State lives on the device of the node that writes it (read-only state: the
+  // first device that reads it); a device that also reads the input gets a
+  // copy at the start of each run. Values move between devices when a new
+  // shape variant places them elsewhere. The plan still reserves arena space
+  // for state values (unused for in-place ones).
+  //
+  // inputs()/outputs() still list the state inputs and outputs.
+  // TESSERA_STATE_IN_PLACE=0 in the environment forces "copy" mode (A/B checks).
+  //
+  // Runs of a session with state are serialized (one at a time).
+  Status DeclareState(const std::vector<StateSpec>& state);
+  // Replaces the value of state input `input` (dtype and shape must match).
+  // Uploads now when the value already lives on a device, else at the next run.
+  Status SetState(const std::string& input, const Tensor& value);
+  // The current value of state input `input` (downloaded from its device).
+  Result<Tensor> GetState(const std::string& input);
+  const std::vector<StateSpec>& state() const { return state_; }
 
   // JSON description (tessera.h tsr_session_describe_json).
   Result<std::string> DescribeJson();
@@ -72,6 +117,7 @@ class Session {
                                                    const std::string& source, const SessionOptions& opts);
   std::unique_ptr<Impl> impl_;
   std::vector<IoInfo> inputs_, outputs_;
+  std::vector<StateSpec> state_;
 };
 
 }  // namespace tessera

@@ -119,6 +119,11 @@ class TrainingSession {
   // inference mode), loadable by `tessera run`.
   Status ExportOnnx(const std::string& path);
 
+  // (added by tsession) Statistics of the current training Session
+  // (Session::StatsJson: runs, memory, and "state": how each state value is
+  // updated, "in_place" or "copy"); "{}" before the first Step.
+  std::string StatsJson() const;
+
   struct Impl;
 
  private:

@@ -7,5 +7,6 @@ cd "$ROOT"
 bash scripts/setup.sh
 bash scripts/build.sh
 .venv/bin/python scripts/gen_models.py --out models
+.venv/bin/python scripts/gen_train_refs.py --out models
 .venv/bin/python scripts/gen_zoo.py --out models/zoo
 ctest --test-dir build --output-on-failure -j "$(nproc)" --timeout 900

@@ -1,5 +1,6 @@
 // Shared pieces of the `tessera` command-line tool. The tool talks to the
-// runtime only through the public C API (tessera/tessera.h).
+// runtime through the public C API (tessera/tessera.h); `train` alone uses
+// the C++ training API (runtime/training_session.h), which has no C form yet.
 //
 // Error model inside the tool: functions that can fail return an exit code
 // (kExitOk, kExitFailure, kExitUsage) after printing `tessera: error: ...` to
@@ -155,5 +156,6 @@ int CmdCompile(int argc, char** argv);
 int CmdBench(int argc, char** argv);
 int CmdDevices(int argc, char** argv);
 int CmdInspect(int argc, char** argv);
+int CmdTrain(int argc, char** argv);  // tools/cli_train.cpp
 
 }  // namespace tessera::cli

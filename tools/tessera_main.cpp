@@ -1,5 +1,6 @@
-// The `tessera` command-line tool: run, compile, bench, inspect models and
-// list devices, through the public C API only.
+// The `tessera` command-line tool: run, compile, bench, inspect and train
+// models and list devices, through the public C API (train: the C++
+// training API, see cli_train.cpp).
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -18,6 +19,7 @@ const char kUsage[] =
     "  bench MODEL     time a model: compile time, latency percentiles, throughput, memory\n"
     "  inspect MODEL   show ops, inputs/outputs, placement, segments and the memory plan\n"
     "  devices         list backends and devices (and why a backend is unusable)\n"
+    "  train MODEL     train a model on .npy data or digits: --config train.toml, --epochs N\n"
     "\n"
     "  tessera <command> --help   options of a command\n"
     "  tessera --version          the library version\n"
@@ -44,6 +46,7 @@ int Dispatch(int argc, char** argv) {
   if (cmd == "bench") return CmdBench(argc, argv);
   if (cmd == "devices") return CmdDevices(argc, argv);
   if (cmd == "inspect") return CmdInspect(argc, argv);
+  if (cmd == "train") return CmdTrain(argc, argv);
   if (!cmd.empty() && cmd[0] == '-') return Fail(kExitUsage, "unknown option '" + cmd + "' (see 'tessera --help')");
   return Fail(kExitUsage, "unknown command '" + cmd + "' (see 'tessera --help')");
 }

@@ -491,6 +491,20 @@ inline std::string CheckF32OrBf16Inputs(const tsr_node_view& node, const tsr_gra
   return "";
 }
 
+// Gemm/FusedGemm with bf16 values: C is folded into a bias, which needs a
+// constant C (the f32 path adds a run-time C with its own loop). Refusing here
+// lets the precision pass keep such a node in f32 (e.g. a trained bias).
+inline std::string CheckGemmBf16C(const tsr_node_view& node, const tsr_graph_view& g) {
+  if (node.num_inputs < 3 || node.inputs[2] < 0 || static_cast<uint32_t>(node.inputs[2]) >= g.num_values) return "";
+  bool bf16 = false;
+  for (uint32_t i = 0; i < node.num_inputs; ++i)
+    if (node.inputs[i] >= 0 && static_cast<uint32_t>(node.inputs[i]) < g.num_values &&
+        g.values[node.inputs[i]].dtype == TSR_DTYPE_BF16)
+      bf16 = true;
+  if (!bf16 || g.values[node.inputs[2]].const_data) return "";
+  return std::string(node.op_type) + " with bf16 values needs a constant C on the CPU backend (C is computed at run time)";
+}
+
 inline std::string CheckSpatialRank(const tsr_node_view& node, const tsr_graph_view& g) {
   if (node.num_inputs == 0 || node.inputs[0] < 0 || static_cast<uint32_t>(node.inputs[0]) >= g.num_values) return "";
   int32_t r = g.values[node.inputs[0]].rank;

@@ -27,6 +27,7 @@
 #include "backends/cpu/bf16_adapter.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/simd.h"
 
 namespace tessera::cpu {
 namespace {
@@ -40,41 +41,6 @@ struct AttnParams {
   int32_t mask_dtype = TSR_DTYPE_UNDEFINED;  // undefined = no mask
   int64_t mstride[4] = {0, 0, 0, 0};          // element strides of the mask, 0 where broadcast
 };
-
-float MaxOf(const float* x, int64_t n) {
-  V4 m = Splat(-std::numeric_limits<float>::infinity());
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    V4 v = Load4(x + j);
-    m = Select(v > m, v, m);
-  }
-  float r = std::max(std::max(m[0], m[1]), std::max(m[2], m[3]));
-  for (; j < n; ++j) r = std::max(r, x[j]);
-  return r;
-}
-
-// x[j] = exp(x[j] - shift); returns the sum.
-float ExpShiftInPlace(float* x, int64_t n, float shift) {
-  const V4 s = Splat(shift);
-  V4 acc = V4{};
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    V4 e = ExpV(Load4(x + j) - s);
-    Store4(x + j, e);
-    acc += e;
-  }
-  float sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-  if (j < n) {
-    V4 v = Splat(-std::numeric_limits<float>::infinity());
-    for (int64_t t = 0; j + t < n; ++t) v[t] = x[j + t];
-    V4 e = ExpV(v - s);
-    for (int64_t t = 0; j + t < n; ++t) {
-      x[j + t] = e[t];
-      sum += e[t];
-    }
-  }
-  return sum;
-}
 
 // Adds the mask row / applies causal to the scores of query row i (n keys visible).
 inline void MaskRow(const AttnParams& p, const void* mask, int64_t b, int64_t h, int64_t i, float* sp, int64_t n) {
@@ -113,14 +79,15 @@ bool AttendBlock(const AttnParams& p, const float* q, const float* k, const floa
   const int64_t ld = std::max<int64_t>(D, 1);  // D == 0 is legal (all scores 0); sgemm wants ld >= 1
   if (dnnl_sgemm('N', 'T', rows, nk, D, p.scale, qb, ld, kb, ld, 0.f, sp, nk) != dnnl_success) return false;
   float inv[kQueryBlock];
+  const simd::RowFns& f = simd::Fns();  // run-time dispatched row kernels (AVX-512 or portable)
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = i0 + r;
     float* sr = sp + r * nk;
     const int64_t n = p.causal ? std::min(Sk, i + 1) : nk;  // keys this row sees
     MaskRow(p, mask, b, h, i, sr, n);
-    const float m = MaxOf(sr, n);
+    const float m = f.max(sr, n);
     const float shift = std::isinf(m) ? 0.f : m;  // all -inf: sum is 0 and the row becomes NaN
-    inv[r] = 1.f / ExpShiftInPlace(sr, n, shift);
+    inv[r] = 1.f / f.exp_shift_inplace(sr, n, shift);
     std::fill(sr + n, sr + nk, 0.f);  // causal: keys after i get probability 0
   }
   // Y_blk = P V   [rows, Dv], then the softmax normalisation per row.

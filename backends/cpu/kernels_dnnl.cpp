@@ -379,6 +379,25 @@ Err CreateMatMulWithPostOps(const NodeArgs& a, const dnnl::post_ops& po, int bia
     *out = MakeVoidFnKernel([bytes](const void* const*, void* const* o) { std::memset(o[0], 0, bytes); });
     return Err::Ok();
   }
+  // Fold: B is one [K, N] matrix (rank >= 2, every batch dim 1) and A has
+  // rank >= 2 -> Y's rows are A's rows, so run one 2-D GEMM
+  // [prod(A.dims[:-1]), K] x [K, N] = [prod(Y.dims[:-1]), N] over the same
+  // row-major memory (no copy). This is the Gemm path's primitive: one big M
+  // instead of a batch of small ones re-reading B, and a constant B is
+  // pre-packed once (format_tag::any over a 2-D B). The bias stays [1, N]
+  // (broadcast over all rows); a residual has Y's full shape, so its folded
+  // view is the folded Y.
+  if (r > 2 && A.dims.size() >= 2 && B.dims.size() >= 2) {
+    bool b_is_matrix = true;
+    for (size_t i = 0; i + 2 < r; ++i) b_is_matrix = b_is_matrix && bd[i] == 1;
+    if (b_is_matrix) {
+      const int64_t rows = Numel(Dims(ad.begin(), ad.end() - 1));
+      ad = Dims{rows, K};
+      bd = Dims{K, N};
+      dd = Dims{rows, N};
+      r = 2;
+    }
+  }
   if (static_cast<int>(r) > kMaxDnnlRank)
     return MakeErr(TSR_ERR_UNSUPPORTED, "%s: rank %zu exceeds oneDNN's limit of %d", w_, r, kMaxDnnlRank);
 
@@ -715,6 +734,11 @@ std::string ClaimConv(const tsr_node_view& node, const tsr_graph_view& g) {
 
 std::string ClaimMatMul(const tsr_node_view& node, const tsr_graph_view& g) { return CheckF32OrBf16Inputs(node, g, 3); }
 
+std::string ClaimGemm(const tsr_node_view& node, const tsr_graph_view& g) {
+  std::string r = CheckF32OrBf16Inputs(node, g, 3);
+  return r.empty() ? CheckGemmBf16C(node, g) : r;
+}
+
 std::string ClaimMaxPool(const tsr_node_view& node, const tsr_graph_view& g) {
   const bool indices = node.num_outputs > 1 && node.outputs[1] >= 0;
   if (node.num_inputs > 0 && node.inputs[0] >= 0 && static_cast<uint32_t>(node.inputs[0]) < g.num_values) {
@@ -736,7 +760,7 @@ std::string ClaimAveragePool(const tsr_node_view& node, const tsr_graph_view& g)
 void RegisterDnnlKernels(KernelRegistry& r) {
   r.Add({"", "Conv", &CreateConv, &ClaimConv});
   r.Add({"", "MatMul", &CreateMatMul, &ClaimMatMul});
-  r.Add({"", "Gemm", &CreateGemm, &ClaimMatMul});
+  r.Add({"", "Gemm", &CreateGemm, &ClaimGemm});
   r.Add({"", "MaxPool", &CreateMaxPool, &ClaimMaxPool});
   r.Add({"", "AveragePool", &CreateAveragePool, &ClaimAveragePool});
 }

@@ -136,6 +136,11 @@ std::string ClaimFloatAll(const tsr_node_view& node, const tsr_graph_view& g) {
   return dnnlk::CheckF32OrBf16Inputs(node, g, node.num_inputs);
 }
 
+std::string ClaimFusedGemm(const tsr_node_view& node, const tsr_graph_view& g) {
+  std::string r = ClaimFloatAll(node, g);
+  return r.empty() ? dnnlk::CheckGemmBf16C(node, g) : r;
+}
+
 std::string ClaimFusedConv(const tsr_node_view& node, const tsr_graph_view& g) {
   std::string r = ClaimFloatAll(node, g);
   if (!r.empty()) return r;
@@ -151,7 +156,7 @@ std::string ClaimFusedConv(const tsr_node_view& node, const tsr_graph_view& g) {
 void RegisterFusedDnnlKernels(KernelRegistry& r) {
   r.Add({"tessera", "FusedConv", &CreateFusedConv, &ClaimFusedConv});
   r.Add({"tessera", "FusedMatMul", &CreateFusedMatMul, &ClaimFloatAll});
-  r.Add({"tessera", "FusedGemm", &CreateFusedGemm, &ClaimFloatAll});
+  r.Add({"tessera", "FusedGemm", &CreateFusedGemm, &ClaimFusedGemm});
 }
 
 }  // namespace tessera::cpu

@@ -27,6 +27,7 @@
 #include "backends/cpu/broadcast.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/simd.h"
 
 namespace tessera::cpu {
 namespace {
@@ -106,6 +107,8 @@ inline void Unary(int64_t n, const float* a, float* y, F f) {
   for (int64_t i = 0; i < n; ++i) y[i] = f(a[i]);
 }
 
+// Transcendentals (sigmoid, tanh, exp, erf, GELU) run the dispatched row
+// functions of simd.h (AVX-512 when available, else the V4 math).
 // Clamps and activations with branches use V4 selects (same results as the
 // std::min/std::max forms, NaN included) so that they run as SIMD.
 // Executes one instruction on n elements. a_s/b_s: the operand is a single
@@ -136,15 +139,15 @@ void Exec(const Instr& in, int64_t n, const float* a, bool a_s, const float* b, 
       MapV4(a, y, n, [alpha](V4 x) { return Select(x >= 0.f, x, alpha * x); });
       break;
     }
-    case kSigmoid: MapV4(a, y, n, [](V4 x) { return SigmoidV(x); }); break;
-    case kTanh: MapV4(a, y, n, [](V4 x) { return TanhV(x); }); break;
-    case kExp: MapV4(a, y, n, [](V4 x) { return ExpV(x); }); break;
+    case kSigmoid: simd::Fns().sigmoid(a, y, n); break;
+    case kTanh: simd::Fns().tanh(a, y, n); break;
+    case kExp: simd::Fns().exp(a, y, n); break;
     case kLog: Unary(n, a, y, [](float x) { return std::log(x); }); break;
     case kSqrt: Unary(n, a, y, [](float x) { return std::sqrt(x); }); break;
     case kReciprocal: Unary(n, a, y, [](float x) { return 1.f / x; }); break;
-    case kErf: MapV4(a, y, n, [](V4 x) { return ErfV(x); }); break;
-    case kGelu: MapV4(a, y, n, [](V4 x) { return GeluV(x); }); break;
-    case kGeluTanh: MapV4(a, y, n, [](V4 x) { return GeluTanhV(x); }); break;
+    case kErf: simd::Fns().erf(a, y, n); break;
+    case kGelu: simd::Fns().gelu(a, y, n); break;
+    case kGeluTanh: simd::Fns().gelu_tanh(a, y, n); break;
     case kClip: {
       const float lo = in.p0, hi = in.p1;
       Unary(n, a, y, [lo, hi](float x) {

@@ -21,6 +21,7 @@
 #include "backends/cpu/broadcast.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/simd.h"
 
 namespace tessera::cpu {
 namespace {
@@ -636,19 +637,40 @@ Err CreateVecUnary(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
     *out = MakeFnKernel([n](const void* const* in, void* const* o) -> Err {
       const float* x = static_cast<const float*>(in[0]);
       float* y = static_cast<float*>(o[0]);
-      ParallelFor(n, kMathGrain, [&](int64_t b, int64_t e) { MapV4(x + b, y + b, e - b, V{}); });
+      // V::kRow: the run-time dispatched row function (simd.h; AVX-512 or the
+      // same V4 math through MapV4).
+      const auto row = simd::Fns().*V::kRow;
+      ParallelFor(n, kMathGrain, [&](int64_t b, int64_t e) { row(x + b, y + b, e - b); });
       return Err::Ok();
     });
     return Err::Ok();
   }
   return CreateUnary<kFlt, F>(args, out);
 }
-struct ExpV4 { V4 operator()(V4 x) const { return ExpV(x); } };
-struct SigmoidV4 { V4 operator()(V4 x) const { return SigmoidV(x); } };
-struct TanhV4 { V4 operator()(V4 x) const { return TanhV(x); } };
-struct ErfV4 { V4 operator()(V4 x) const { return ErfV(x); } };
-struct GeluV4 { V4 operator()(V4 x) const { return GeluV(x); } };
-struct GeluTanhV4 { V4 operator()(V4 x) const { return GeluTanhV(x); } };
+struct ExpV4 {
+  static constexpr auto kRow = &simd::RowFns::exp;
+  V4 operator()(V4 x) const { return ExpV(x); }
+};
+struct SigmoidV4 {
+  static constexpr auto kRow = &simd::RowFns::sigmoid;
+  V4 operator()(V4 x) const { return SigmoidV(x); }
+};
+struct TanhV4 {
+  static constexpr auto kRow = &simd::RowFns::tanh;
+  V4 operator()(V4 x) const { return TanhV(x); }
+};
+struct ErfV4 {
+  static constexpr auto kRow = &simd::RowFns::erf;
+  V4 operator()(V4 x) const { return ErfV(x); }
+};
+struct GeluV4 {
+  static constexpr auto kRow = &simd::RowFns::gelu;
+  V4 operator()(V4 x) const { return GeluV(x); }
+};
+struct GeluTanhV4 {
+  static constexpr auto kRow = &simd::RowFns::gelu_tanh;
+  V4 operator()(V4 x) const { return GeluTanhV(x); }
+};
 
 struct GeluF {
   template <typename C> C operator()(C x) const { return C(0.5) * x * (C(1) + std::erf(x * C(0.70710678118654752440))); }

@@ -15,6 +15,7 @@
 #include "backends/cpu/broadcast.h"
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
+#include "backends/cpu/simd.h"
 
 namespace tessera::cpu {
 namespace {
@@ -24,55 +25,8 @@ constexpr int kLanes = 16;         // independent accumulators (lets GCC vectori
 
 const char* DT(int32_t dt) { return plugin::DTypeName(dt); }
 
-// ---- exp sums for softmax -------------------------------------------------------------------
-
-// ExpV, V4, Load4 and Store4 come from broadcast.h.
-
-// Loads the first n < 4 floats of p, padding with `pad`.
-inline V4 LoadTail(const float* p, int64_t n, float pad) {
-  V4 v = Splat(pad);
-  for (int64_t i = 0; i < n; ++i) v[i] = p[i];
-  return v;
-}
-
-// y[i] = exp(x[i] - shift) for i < n (y may be null); returns the sum.
-float ExpShiftSum(const float* x, float shift, float* y, int64_t n) {
-  V4 acc0 = V4{}, acc1 = V4{};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    V4 e0 = ExpV(Load4(x + i) - shift), e1 = ExpV(Load4(x + i + 4) - shift);
-    if (y) {
-      Store4(y + i, e0);
-      Store4(y + i + 4, e1);
-    }
-    acc0 += e0;
-    acc1 += e1;
-  }
-  for (; i < n; i += 4) {
-    int64_t m = std::min<int64_t>(4, n - i);
-    V4 e = ExpV(LoadTail(x + i, m, -std::numeric_limits<float>::infinity()) - shift);
-    if (y)
-      for (int64_t j = 0; j < m; ++j) y[i + j] = e[j];
-    acc0 += e;
-  }
-  acc0 += acc1;
-  return (acc0[0] + acc0[1]) + (acc0[2] + acc0[3]);
-}
-
-// y[i] = exp(x[i] - shift[i]) (y may be null); sum[i] += that, for i < n.
-void ExpShiftAccumulate(const float* x, const float* shift, float* y, float* sum, int64_t n) {
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    V4 e = ExpV(Load4(x + i) - Load4(shift + i));
-    if (y) Store4(y + i, e);
-    Store4(sum + i, Load4(sum + i) + e);
-  }
-  for (; i < n; ++i) {
-    float e = ExpV(Splat(x[i] - shift[i]))[0];
-    if (y) y[i] = e;
-    sum[i] += e;
-  }
-}
+// Softmax rows, exp sums, LayerNorm rows and float sum/max over contiguous
+// data run the dispatched row kernels of simd.h (AVX-512 or portable).
 
 // ---- reduction operators ------------------------------------------------------------------
 
@@ -101,6 +55,11 @@ inline T Combine(T a, T b) {
 // Reduces x[0..n) with kLanes partial accumulators.
 template <typename T, RKind K>
 T ReduceContig(const T* x, int64_t n) {
+  if constexpr (std::is_same_v<T, float> && (K == RKind::kSum || K == RKind::kMean)) {
+    return simd::Fns().sum(x, n);  // run-time dispatched (simd.h)
+  } else if constexpr (std::is_same_v<T, float> && K == RKind::kMax) {
+    return simd::Fns().max(x, n);
+  }
   T acc[kLanes];
   for (int l = 0; l < kLanes; ++l) acc[l] = Identity<T>(K);
   int64_t i = 0;
@@ -564,30 +523,21 @@ Err CreateArg(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 
 // ---- Softmax / LogSoftmax ------------------------------------------------------------------------------
 
-// Rows of n contiguous elements.
+// Rows of n contiguous elements: the run-time dispatched row kernel (simd.h;
+// AVX-512 or the portable V4 code).
 template <bool kLog>
 void SoftmaxRows(const float* x, float* y, int64_t rows, int64_t n) {
+  const simd::RowFns& f = simd::Fns();
+  auto row = kLog ? f.log_softmax : f.softmax;
   ParallelFor(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(n, 1)), [&](int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const float* xr = x + r * n;
-      float* yr = y + r * n;
-      const float m = ReduceContig<float, RKind::kMax>(xr, n);
-      const float mm = std::isinf(m) ? 0.f : m;  // all -inf rows: avoid -inf - -inf
-      if constexpr (kLog) {
-        // (x - max) first: exact for values near the max, so large inputs keep precision.
-        const float lse = std::log(ExpShiftSum(xr, mm, nullptr, n));
-        for (int64_t j = 0; j < n; ++j) yr[j] = (xr[j] - mm) - lse;
-      } else {
-        const float inv = 1.f / ExpShiftSum(xr, mm, yr, n);
-        for (int64_t j = 0; j < n; ++j) yr[j] *= inv;
-      }
-    }
+    for (int64_t r = b; r < e; ++r) row(x + r * n, y + r * n, n);
   });
 }
 
 // Softmax over the middle axis of [outer, n, inner] (inner > 1), vectorised over inner.
 template <bool kLog>
 void SoftmaxStrided(const float* x, float* y, int64_t outer, int64_t n, int64_t inner) {
+  const auto acc = simd::Fns().exp_shift_accumulate;  // run-time dispatched (simd.h)
   ParallelFor(outer, 1, [&](int64_t b, int64_t e) {
     std::vector<float> mx(static_cast<size_t>(inner)), sum(static_cast<size_t>(inner));
     for (int64_t o = b; o < e; ++o) {
@@ -599,7 +549,7 @@ void SoftmaxStrided(const float* x, float* y, int64_t outer, int64_t n, int64_t 
         for (int64_t i = 0; i < inner; ++i) mx[i] = std::max(mx[i], xo[a * inner + i]);
       for (int64_t i = 0; i < inner; ++i) mx[i] = std::isinf(mx[i]) ? 0.f : mx[i];
       for (int64_t a = 0; a < n; ++a)
-        ExpShiftAccumulate(xo + a * inner, mx.data(), kLog ? nullptr : yo + a * inner, sum.data(), inner);
+        acc(xo + a * inner, mx.data(), kLog ? nullptr : yo + a * inner, sum.data(), inner);
       if constexpr (kLog) {
         for (int64_t i = 0; i < inner; ++i) sum[i] = std::log(sum[i]);
         for (int64_t a = 0; a < n; ++a)
@@ -830,31 +780,10 @@ Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
       pb = bv.data();
     }
     if (d == 0) return Err::Ok();
+    const auto row = simd::Fns().layer_norm;  // run-time dispatched (simd.h)
     ParallelFor(rows, std::max<int64_t>(1, kGrain / d), [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const float* xr = px + r * d;
-        float* yr = py + r * d;
-        const float mean = ReduceContig<float, RKind::kSum>(xr, d) / static_cast<float>(d);
-        float acc[kLanes] = {};
-        int64_t i = 0;
-        for (; i + kLanes <= d; i += kLanes)
-          for (int l = 0; l < kLanes; ++l) acc[l] += (xr[i + l] - mean) * (xr[i + l] - mean);
-        float ss = 0.f;
-        for (; i < d; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
-        for (int l = 0; l < kLanes; ++l) ss += acc[l];
-        const float inv = 1.f / std::sqrt(ss / static_cast<float>(d) + eps);
-        if (ps && pb) {
-          for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * inv * ps[j] + pb[j];
-        } else if (ps) {
-          for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * inv * ps[j];
-        } else if (pb) {
-          for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * inv + pb[j];
-        } else {
-          for (int64_t j = 0; j < d; ++j) yr[j] = (xr[j] - mean) * inv;
-        }
-        if (pmean) pmean[r] = mean;
-        if (pinv) pinv[r] = inv;
-      }
+      for (int64_t r = b; r < e; ++r)
+        row(px + r * d, ps, pb, py + r * d, d, eps, pmean ? pmean + r : nullptr, pinv ? pinv + r : nullptr);
     });
     return Err::Ok();
   });
@@ -864,7 +793,7 @@ Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
 // ---- BatchNormalization (inference) ----------------------------------------------------------------------
 
 // Training mode (opset 14+): normalizes with the batch statistics (mean and
-// population variance over N and the spatial dims) and outputs
+// population variance over N and the spatial dims, accumulated in double) and outputs
 // running_mean = mean_in * momentum + batch_mean * (1 - momentum), likewise
 // running_var with the batch variance.
 Err CreateBatchNormTrain(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
@@ -900,27 +829,56 @@ Err CreateBatchNormTrain(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
     const float* im = static_cast<const float*>(in[3]);
     const float* iv = static_cast<const float*>(in[4]);
     float* py = static_cast<float*>(o[0]);
+    if (c == 0) return Err::Ok();
     const double cnt = static_cast<double>(std::max<int64_t>(n * sp, 1));
-    ParallelFor(c, 1, [&](int64_t lo, int64_t hi) {
-      for (int64_t ch = lo; ch < hi; ++ch) {
-        double m = 0, v = 0;
-        for (int64_t b = 0; b < n; ++b)
-          for (int64_t s = 0; s < sp; ++s) m += px[(b * c + ch) * sp + s];
-        m /= cnt;
-        for (int64_t b = 0; b < n; ++b)
-          for (int64_t s = 0; s < sp; ++s) {
-            const double d = px[(b * c + ch) * sp + s] - m;
-            v += d * d;
-          }
-        v /= cnt;
-        const double a = sc[ch] / std::sqrt(v + eps);
-        for (int64_t b = 0; b < n; ++b)
-          for (int64_t s = 0; s < sp; ++s) {
-            const int64_t p = (b * c + ch) * sp + s;
-            py[p] = static_cast<float>((px[p] - m) * a + bb[ch]);
-          }
-        if (nout > 1 && present[1]) static_cast<float*>(o[1])[ch] = static_cast<float>(im[ch] * mom + m * (1 - mom));
-        if (nout > 2 && present[2]) static_cast<float*>(o[2])[ch] = static_cast<float>(iv[ch] * mom + v * (1 - mom));
+    // Pass 1, parallel over the n*c planes: per-plane sums of d and d^2 with
+    // d = x - shift[ch] (the channel's first element, so the one-pass variance
+    // does not cancel), in double (`omp simd reduction` vectorizes with a fixed
+    // lane split). Planes are then reduced per channel in a fixed order, so
+    // results do not depend on the thread count.
+    const int64_t planes = n * c;
+    std::vector<double> shift(static_cast<size_t>(c), 0.0), sums(static_cast<size_t>(planes) * 2);
+    if (n * sp > 0)
+      for (int64_t ch = 0; ch < c; ++ch) shift[ch] = px[ch * sp];
+    const int64_t grain = std::max<int64_t>(1, 2 * kGrain / std::max<int64_t>(sp, 1));
+    ParallelFor(planes, grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p) {
+        const float* xs = px + p * sp;
+        const double k = shift[p % c];
+        double a1 = 0, a2 = 0;
+#pragma omp simd reduction(+ : a1, a2)
+        for (int64_t s = 0; s < sp; ++s) {
+          const double d = static_cast<double>(xs[s]) - k;
+          a1 += d;
+          a2 += d * d;
+        }
+        sums[p * 2] = a1;
+        sums[p * 2 + 1] = a2;
+      }
+    });
+    // Per channel: y = (x - mean) * a + B, a = scale / sqrt(var + eps).
+    std::vector<float> fa(static_cast<size_t>(c)), fm(static_cast<size_t>(c));
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double s1 = 0, s2 = 0;
+      for (int64_t b = 0; b < n; ++b) {
+        s1 += sums[(b * c + ch) * 2];
+        s2 += sums[(b * c + ch) * 2 + 1];
+      }
+      const double dm = s1 / cnt;
+      const double m = shift[ch] + dm, v = std::max(0.0, s2 / cnt - dm * dm);
+      fa[ch] = static_cast<float>(sc[ch] / std::sqrt(v + eps));
+      fm[ch] = static_cast<float>(m);
+      if (nout > 1 && present[1]) static_cast<float*>(o[1])[ch] = static_cast<float>(im[ch] * mom + m * (1 - mom));
+      if (nout > 2 && present[2]) static_cast<float*>(o[2])[ch] = static_cast<float>(iv[ch] * mom + v * (1 - mom));
+    }
+    // Pass 2: normalize, parallel over planes.
+    ParallelFor(planes, grain, [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p) {
+        const int64_t ch = p % c;
+        const float a = fa[ch], m = fm[ch], bv = bb[ch];
+        const float* xs = px + p * sp;
+        float* ys = py + p * sp;
+        for (int64_t s = 0; s < sp; ++s) ys[s] = (xs[s] - m) * a + bv;
       }
     });
     return Err::Ok();

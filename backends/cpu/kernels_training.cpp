@@ -1,9 +1,14 @@
 // CPU kernels of the tessera-domain training ops (graph/ops_training.cpp):
 // losses and their gradients, optimizer updates, global-norm clipping, and the
-// gradient ops autodiff emits (GeluGrad, SoftmaxGrad, LayerNormGrad,
+// gradient ops autodiff emits (ReluGrad, GeluGrad, SoftmaxGrad, LayerNormGrad,
 // BatchNormGrad, MaxPoolGrad, AveragePoolGrad, ConvGradInput/Weight,
 // GatherGrad, SliceGrad). Every kernel supports f32 and f64 (one template); reductions
 // accumulate in double.
+//
+// Threading: kernels go parallel only above kTrainGrain elements of work (a
+// step is many small kernels); per-channel/per-row statistics are summed per
+// independent slice and reduced in a fixed order, so results do not depend on
+// the thread count.
 //
 // In-place contract (optimizers, GlobalNormClip): an output may share its
 // buffer with the state input it replaces (SGDUpdate param->param_out,
@@ -28,6 +33,11 @@
 
 namespace tessera::cpu {
 namespace {
+
+// Elements of work below which a kernel stays on the calling thread: a
+// training step runs many small kernels, and on a shared CPU each parallel
+// region's fork/join costs more than it saves for less work than this.
+constexpr int64_t kTrainGrain = 32768;
 
 const char* DT(int32_t dt) { return plugin::DTypeName(dt); }
 bool IsF(int32_t dt) { return dt == TSR_DTYPE_F32 || dt == TSR_DTYPE_F64; }
@@ -162,7 +172,7 @@ class SceKernel : public Kernel {
     const T* x = static_cast<const T*>(in[0]);
     std::vector<double> per(p_.n, 0.0);
     const int64_t C = p_.c;
-    ParallelFor(p_.n, 16, [&](int64_t b, int64_t end) {
+    ParallelFor(p_.n, std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(C, 1)), [&](int64_t b, int64_t end) {
       for (int64_t i = b; i < end; ++i) {
         int64_t y = Label(p_.label_dt, in[1], i);
         if (p_.has_ignore && y == p_.ignore) continue;
@@ -206,7 +216,8 @@ class SceGradKernel : public Kernel {
     const T* x = static_cast<const T*>(in[1]);
     T* dx = static_cast<T*>(out[0]);
     const int64_t C = p_.c;
-    ParallelFor(p_.n, 16, [&](int64_t b, int64_t end) {
+    ParallelFor(p_.n, std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(C, 1)), [&](int64_t b, int64_t end) {
+      std::vector<double> ex_row(static_cast<size_t>(C));  // exp(x - max) of the current row
       for (int64_t i = b; i < end; ++i) {
         T* drow = dx + i * C;
         int64_t y = Label(p_.label_dt, in[2], i);
@@ -221,11 +232,14 @@ class SceGradKernel : public Kernel {
         double mx = row[0];
         for (int64_t j = 1; j < C; ++j) mx = std::max(mx, static_cast<double>(row[j]));
         double s = 0;
-        for (int64_t j = 0; j < C; ++j) s += std::exp(row[j] - mx);
         for (int64_t j = 0; j < C; ++j) {
-          double target = p_.eps / C + (j == y ? 1.0 - p_.eps : 0.0);
-          drow[j] = static_cast<T>(g * (std::exp(row[j] - mx) / s - target));
+          const double ex = std::exp(row[j] - mx);
+          ex_row[j] = ex;
+          s += ex;
         }
+        const double gs = g / s, base = p_.eps / C;
+        for (int64_t j = 0; j < C; ++j) drow[j] = static_cast<T>(gs * ex_row[j] - g * base);
+        drow[y] = static_cast<T>(gs * ex_row[y] - g * (base + 1.0 - p_.eps));
       }
     });
     return Err::Ok();
@@ -343,7 +357,7 @@ class SgdKernel : public Kernel {
     const T* buf = has_buf_ ? static_cast<const T*>(in[3]) : nullptr;
     T* po = static_cast<T*>(out[0]);
     T* bo = has_buf_out_ ? static_cast<T*>(out[1]) : nullptr;
-    ParallelFor(n_, 4096, [&](int64_t b, int64_t e) {
+    ParallelFor(n_, kTrainGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const double pi = p[i];
         double d = static_cast<double>(g[i]) + wd_ * pi;
@@ -424,7 +438,7 @@ class AdamWKernel : public Kernel {
     T* po = static_cast<T*>(out[0]);
     T* mo = static_cast<T*>(out[1]);
     T* vo = static_cast<T*>(out[2]);
-    ParallelFor(n_, 4096, [&](int64_t b, int64_t e) {
+    ParallelFor(n_, kTrainGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const double gi = g[i];
         const T nm = static_cast<T>(b1_ * m[i] + (1.0 - b1_) * gi);
@@ -574,6 +588,46 @@ Err CreateGeluGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
   return Err::Ok();
 }
 
+// dx = dy where x_or_y > 0, else 0 (also 0 where x_or_y is NaN).
+class ReluGradKernel : public Kernel {
+ public:
+  ReluGradKernel(int32_t dt, int64_t n) : dt_(dt), n_(n) {}
+  Err Run(const void* const* in, void* const* out) const override {
+    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
+  }
+
+ private:
+  template <typename T>
+  Err Go(const void* const* in, void* const* out) const {
+    const T* dy = static_cast<const T*>(in[0]);
+    const T* x = static_cast<const T*>(in[1]);
+    T* dx = static_cast<T*>(out[0]);
+    ParallelFor(n_, kTrainGrain, [&](int64_t b, int64_t e) {
+      // dy is loaded unconditionally so the select vectorizes (no branch).
+      for (int64_t i = b; i < e; ++i) {
+        const T g = dy[i];
+        dx[i] = x[i] > T(0) ? g : T(0);
+      }
+    });
+    return Err::Ok();
+  }
+  int32_t dt_;
+  int64_t n_;
+};
+
+Err CreateReluGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
+  Err e = CheckCount(a, 2, 2, 1, 1);
+  if (!e.ok()) return e;
+  e = CheckFloatSame(a, {0, 1});
+  if (!e.ok()) return e;
+  e = CheckSameNumel(a, 0, 1);
+  if (!e.ok()) return e;
+  if (a.outputs[0]->numel != a.inputs[0]->numel)
+    return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: dx must have as many elements as dy", a.Describe().c_str());
+  *out = std::make_unique<ReluGradKernel>(a.outputs[0]->dtype, a.inputs[0]->numel);
+  return Err::Ok();
+}
+
 // Softmax: dx = y * (dy - sum(dy * y)); LogSoftmax: dx = dy - exp(y) * sum(dy).
 class SoftmaxGradKernel : public Kernel {
  public:
@@ -589,7 +643,7 @@ class SoftmaxGradKernel : public Kernel {
     const T* dy = static_cast<const T*>(in[0]);
     const T* y = static_cast<const T*>(in[1]);
     T* dx = static_cast<T*>(out[0]);
-    ParallelFor(outer_ * inner_, 64, [&](int64_t b, int64_t e) {
+    ParallelFor(outer_ * inner_, std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(len_, 1)), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t o = r / inner_, in_ = r % inner_;
         const int64_t base = o * len_ * inner_ + in_;
@@ -655,7 +709,7 @@ class LayerNormGradKernel : public Kernel {
     T* dx = static_cast<T*>(out[0]);
     const int64_t D = d_;
     std::vector<double> mean(rows_), inv(rows_);
-    ParallelFor(rows_, 16, [&](int64_t b, int64_t e) {
+    ParallelFor(rows_, std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(D, 1)), [&](int64_t b, int64_t e) {
       std::vector<double> xh(D);
       for (int64_t r = b; r < e; ++r) {
         const T* xr = x + r * D;
@@ -684,7 +738,7 @@ class LayerNormGradKernel : public Kernel {
     T* ds = nout_ > 1 && out[1] ? static_cast<T*>(out[1]) : nullptr;
     T* db = nout_ > 2 && out[2] ? static_cast<T*>(out[2]) : nullptr;
     if (ds || db) {
-      ParallelFor(D, 64, [&](int64_t b, int64_t e) {
+      ParallelFor(D, std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(rows_, 1)), [&](int64_t b, int64_t e) {
         for (int64_t j = b; j < e; ++j) {
           double s = 0, t = 0;
           for (int64_t r = 0; r < rows_; ++r) {
@@ -732,7 +786,31 @@ Err CreateLayerNormGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
   return Err::Ok();
 }
 
+// Sums over one contiguous plane of S elements, shifted by k (d = x - k):
+// out = {sum d, sum d^2, sum dy, sum dy * d}, in double. `omp simd reduction`
+// lets the compiler vectorize (a fixed lane split, so the result depends only
+// on the plane, not on threading).
+template <typename T>
+void BnPlaneSums(const T* x, const T* dy, int64_t S, double k, double* out) {
+  double a1 = 0, a2 = 0, a3 = 0, a4 = 0;
+#pragma omp simd reduction(+ : a1, a2, a3, a4)
+  for (int64_t i = 0; i < S; ++i) {
+    const double d = static_cast<double>(x[i]) - k, g = static_cast<double>(dy[i]);
+    a1 += d;
+    a2 += d * d;
+    a3 += g;
+    a4 += g * d;
+  }
+  out[0] = a1;
+  out[1] = a2;
+  out[2] = a3;
+  out[3] = a4;
+}
+
 // X [N, C, *]; per channel. Training mode uses the batch statistics (biased variance).
+// Two parallel passes over the N*C planes (per-plane sums, then dx), each
+// plane's sums reduced per channel in a fixed order: results do not depend on
+// the thread count.
 class BatchNormGradKernel : public Kernel {
  public:
   BatchNormGradKernel(int32_t dt, int64_t n, int64_t c, int64_t s, double eps, bool training, size_t nout)
@@ -752,43 +830,57 @@ class BatchNormGradKernel : public Kernel {
     T* dx = static_cast<T*>(out[0]);
     T* ds = nout_ > 1 && out[1] ? static_cast<T*>(out[1]) : nullptr;
     T* db = nout_ > 2 && out[2] ? static_cast<T*>(out[2]) : nullptr;
-    const int64_t N = n_, C = c_, S = s_;
-    const double m = static_cast<double>(N * S);
-    ParallelFor(C, 1, [&](int64_t b, int64_t e) {
-      for (int64_t ch = b; ch < e; ++ch) {
-        double mean = 0, var = 0;
-        if (training_) {
-          for (int64_t i = 0; i < N; ++i)
-            for (int64_t k = 0; k < S; ++k) mean += x[(i * C + ch) * S + k];
-          mean /= m;
-          for (int64_t i = 0; i < N; ++i)
-            for (int64_t k = 0; k < S; ++k) {
-              const double t = x[(i * C + ch) * S + k] - mean;
-              var += t * t;
-            }
-          var /= m;
-        } else {
-          mean = rm[ch];
-          var = rv[ch];
-        }
-        const double inv = 1.0 / std::sqrt(var + eps_);
-        double sdy = 0, sdyx = 0;
-        for (int64_t i = 0; i < N; ++i)
-          for (int64_t k = 0; k < S; ++k) {
-            const int64_t idx = (i * C + ch) * S + k;
-            sdy += dy[idx];
-            sdyx += dy[idx] * (x[idx] - mean) * inv;
-          }
-        if (ds) ds[ch] = static_cast<T>(sdyx);
-        if (db) db[ch] = static_cast<T>(sdy);
-        const double g = sc[ch];
-        for (int64_t i = 0; i < N; ++i)
-          for (int64_t k = 0; k < S; ++k) {
-            const int64_t idx = (i * C + ch) * S + k;
-            double v = dy[idx];
-            if (training_) v = v - sdy / m - (x[idx] - mean) * inv * sdyx / m;
-            dx[idx] = static_cast<T>(g * inv * v);
-          }
+    const int64_t N = n_, C = c_, S = s_, P = N * C;
+    if (C == 0) return Err::Ok();
+    const double m = static_cast<double>(N * S), inv_m = m > 0 ? 1.0 / m : 0.0;
+    // Shift per channel: the running mean (inference) or the channel's first
+    // element (training), so the one-pass variance does not cancel.
+    std::vector<double> shift(static_cast<size_t>(C), 0.0);
+    for (int64_t ch = 0; ch < C; ++ch)
+      shift[ch] = training_ ? (N * S > 0 ? static_cast<double>(x[ch * S]) : 0.0) : static_cast<double>(rm[ch]);
+    std::vector<double> sums(static_cast<size_t>(P) * 4);
+    const int64_t grain = std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(S, 1));
+    ParallelFor(P, grain, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) BnPlaneSums(x + p * S, dy + p * S, S, shift[p % C], &sums[p * 4]);
+    });
+    // Per channel: dx = A * dy + B * (x - mean) + D.
+    std::vector<T> ca(C), cb(C), cd(C), cmean(C);
+    for (int64_t ch = 0; ch < C; ++ch) {
+      double s1 = 0, s2 = 0, sdy = 0, sdyd = 0;
+      for (int64_t i = 0; i < N; ++i) {
+        const double* q = &sums[(i * C + ch) * 4];
+        s1 += q[0];
+        s2 += q[1];
+        sdy += q[2];
+        sdyd += q[3];
+      }
+      double mean, var;
+      if (training_) {
+        const double dm = s1 * inv_m;
+        mean = shift[ch] + dm;
+        var = std::max(0.0, s2 * inv_m - dm * dm);
+      } else {
+        mean = rm[ch];
+        var = rv[ch];
+      }
+      const double inv = 1.0 / std::sqrt(var + eps_);
+      const double sdyx = (sdyd - (mean - shift[ch]) * sdy) * inv;  // sum dy * (x - mean) * inv
+      if (ds) ds[ch] = static_cast<T>(sdyx);
+      if (db) db[ch] = static_cast<T>(sdy);
+      const double a = static_cast<double>(sc[ch]) * inv;
+      ca[ch] = static_cast<T>(a);
+      cb[ch] = static_cast<T>(training_ ? -a * inv * sdyx * inv_m : 0.0);
+      cd[ch] = static_cast<T>(training_ ? -a * sdy * inv_m : 0.0);
+      cmean[ch] = static_cast<T>(mean);
+    }
+    ParallelFor(P, grain, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) {
+        const int64_t ch = p % C;
+        const T a = ca[ch], bb = cb[ch], d = cd[ch], mu = cmean[ch];
+        const T* xp = x + p * S;
+        const T* gp = dy + p * S;
+        T* op = dx + p * S;
+        for (int64_t k = 0; k < S; ++k) op[k] = a * gp[k] + bb * (xp[k] - mu) + d;
       }
     });
     return Err::Ok();
@@ -913,6 +1005,11 @@ class PoolGradKernel : public Kernel {
       : dt_(dt), planes_(planes), w_(std::move(w)), pad_end_(std::move(pad_end)), max_(max), include_pad_(include_pad) {
     idx_ = w_.IndexTable();
     const int64_t OS = w_.out_size(), KS = w_.k_size();
+    vidx_.assign(idx_.size(), 0);
+    vcnt_.assign(OS, 0);
+    for (int64_t o = 0; o < OS; ++o)
+      for (int64_t kk = 0; kk < KS; ++kk)
+        if (idx_[o * KS + kk] >= 0) vidx_[o * KS + vcnt_[o]++] = idx_[o * KS + kk];
     div_.assign(OS, 0);
     for (int64_t o = 0; o < OS; ++o) {
       int64_t cnt = 0;
@@ -932,7 +1029,7 @@ class PoolGradKernel : public Kernel {
     const T* x = static_cast<const T*>(in[1]);
     T* dx = static_cast<T*>(out[0]);
     const int64_t IS = w_.in_size(), OS = w_.out_size(), KS = w_.k_size();
-    ParallelFor(planes_, 1, [&](int64_t b, int64_t e) {
+    ParallelFor(planes_, std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(IS, 1)), [&](int64_t b, int64_t e) {
       for (int64_t pl = b; pl < e; ++pl) {
         T* dxp = dx + pl * IS;
         const T* xp = x + pl * IS;
@@ -941,12 +1038,22 @@ class PoolGradKernel : public Kernel {
         for (int64_t o = 0; o < OS; ++o) {
           const int64_t* ip = idx_.data() + o * KS;
           if (max_) {
-            int64_t best = -1;
-            for (int64_t kk = 0; kk < KS; ++kk) {
-              const int64_t i = ip[kk];
-              if (i >= 0 && (best < 0 || xp[i] > xp[best])) best = i;
+            // The first maximum of the window's in-bounds positions (NaN never
+            // wins over an earlier element), without data-dependent branches:
+            // those mispredict about half the time on real activations.
+            const int64_t cnt = vcnt_[o];
+            if (cnt == 0) continue;
+            const int64_t* vp = vidx_.data() + o * KS;
+            int64_t best = vp[0];
+            T bv = xp[best];
+            for (int64_t kk = 1; kk < cnt; ++kk) {
+              const int64_t i = vp[kk];
+              const T v = xp[i];
+              const int64_t gt = v > bv;
+              best += (i - best) & -gt;
+              bv = v > bv ? v : bv;
             }
-            if (best >= 0) dxp[best] += dyp[o];
+            dxp[best] += dyp[o];
           } else {
             if (div_[o] == 0) continue;
             const double g = static_cast<double>(dyp[o]) / static_cast<double>(div_[o]);
@@ -965,6 +1072,9 @@ class PoolGradKernel : public Kernel {
   bool max_, include_pad_;
   std::vector<int64_t> idx_;  // Window::IndexTable()
   std::vector<int64_t> div_;  // average-pool divisor per output position
+  // Per output position o: its vcnt_[o] in-bounds input indices, in window
+  // order, at vidx_[o * k_size() ...].
+  std::vector<int64_t> vidx_, vcnt_;
 };
 
 template <bool kMax>
@@ -1197,7 +1307,7 @@ class GatherGradKernel : public Kernel {
       ix[j] = v;
     }
     std::fill(dx, dx + outer_ * len_ * inner_, T(0));
-    ParallelFor(outer_, 1, [&](int64_t b, int64_t e) {
+    ParallelFor(outer_, std::max<int64_t>(1, kTrainGrain / std::max<int64_t>(ni_ * inner_, 1)), [&](int64_t b, int64_t e) {
       for (int64_t o = b; o < e; ++o)
         for (int64_t j = 0; j < ni_; ++j) {
           const T* src = dy + (o * ni_ + j) * inner_;
@@ -1343,6 +1453,7 @@ void RegisterTrainingKernels(KernelRegistry& r) {
   r.Add({"tessera", "AdamWUpdate", &CreateAdamW, nullptr});
   r.Add({"tessera", "GlobalNormClip", &CreateClip, nullptr});
   r.Add({"tessera", "GeluGrad", &CreateGeluGrad, nullptr});
+  r.Add({"tessera", "ReluGrad", &CreateReluGrad, nullptr});
   r.Add({"tessera", "SoftmaxGrad", &CreateSoftmaxGrad, nullptr});
   r.Add({"tessera", "LayerNormGrad", &CreateLayerNormGrad, nullptr});
   r.Add({"tessera", "BatchNormGrad", &CreateBatchNormGrad, nullptr});

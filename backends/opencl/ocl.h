@@ -100,10 +100,13 @@ const OpEntry* FindOp(const char* domain, const char* op);
 void RegisterElementwiseOps(std::vector<OpEntry>& r);  // kernels_elementwise.cpp
 void RegisterTensorOps(std::vector<OpEntry>& r);       // kernels_tensor.cpp
 void RegisterNnOps(std::vector<OpEntry>& r);           // kernels_nn.cpp
+void RegisterTrainingOps(std::vector<OpEntry>& r);     // kernels_training.cpp (registered first: its
+                                                       // BatchNormalization handles training mode)
 
 extern const char* const kElementwiseSource;  // OpenCL C
 extern const char* const kTensorSource;
 extern const char* const kNnSource;
+extern const char* const kTrainingSource;
 // The library program holding `kernel`: the prelude (pointer macros, tsr_unop/tsr_binop,
 // tsr_bidx) + the one k*Source above that defines it; *group names it. "" when none does.
 // Programs are per group so a segment builds only the groups it uses.

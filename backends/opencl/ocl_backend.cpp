@@ -683,7 +683,8 @@ int32_t Execute(tsr_executable_t* exe, tsr_stream_t* stream, const tsr_binding* 
     if (flag != 0) {
       size_t si = static_cast<size_t>(flag - 1);
       std::string who = si < exe->steps.size() ? exe->steps[si].label : std::string("a node");
-      return Report(MakeErr(TSR_ERR_OUT_OF_RANGE, "opencl backend: %s: an index is out of range of the indexed axis",
+      return Report(MakeErr(TSR_ERR_OUT_OF_RANGE, "opencl backend: %s: a data-dependent check failed (an index or label out of "
+                                                    "range, or an AdamW step below 1)",
                             who.c_str()),
                     err);
     }

@@ -79,9 +79,10 @@ Status GradPow(GradContext& c) {
 }
 
 // dx = dy where x > 0, else 0 (the subgradient 0 at x == 0, like PyTorch).
+// One fused tessera.ReluGrad on the output y (y > 0 exactly where x > 0, as
+// torch's threshold_backward does), so the pre-activation x need not be kept.
 Status GradRelu(GradContext& c) {
-  Value* pos = c.b.Op("Greater", {c.in(0), c.b.Scalar(0.0, DT(c.in(0)))});
-  c.dx[0] = c.b.Op("Where", {pos, c.dy[0], c.b.Scalar(0.0, DT(c.in(0)))});
+  c.dx[0] = c.b.Op("ReluGrad", {c.dy[0], c.out(0)}, {}, "tessera");
   return Status::Ok();
 }
 

@@ -137,6 +137,45 @@ TSR_API tsr_status_t* tsr_session_stats_json(tsr_session_t* session, char** out_
 /* Writes the compiled plan (with weights) to a .tplan file. */
 TSR_API tsr_status_t* tsr_session_save_plan(tsr_session_t* session, const char* path);
 
+/* ---- training (runtime/training_session.h) ----
+ * A training session trains an ONNX forward model: its floating-point
+ * initializers become parameters kept on the device across steps (with the
+ * optimizer's moments and BatchNorm running statistics), a loss is appended
+ * to the model's first output, and each step runs forward, backward and the
+ * optimizer update. Settings come from the options' "training.<key>" entries
+ * (or "config" = "PATH#training"): optimizer (sgd | adam | adamw), lr, loss
+ * (cross_entropy | mse), momentum, nesterov, weight_decay, beta1, beta2,
+ * epsilon, grad_clip, label_smoothing, ignore_index, seed, warmup_steps and
+ * steps (warmup_steps > 0: cosine schedule over `steps`); other options
+ * (devices, threads, precision "bf16", ...) apply as for tsr_session_*.
+ * The labels are fed as input "labels": int64 [N] class indices for
+ * cross_entropy, the output's shape and dtype for mse.
+ * options may be NULL (SGD, lr 1e-3, cross_entropy). */
+typedef struct tsr_training_session_t tsr_training_session_t;
+TSR_API tsr_status_t* tsr_training_session_create_from_file(const char* onnx_path, const tsr_options_t* options,
+                                                            tsr_training_session_t** out_session);
+TSR_API void tsr_training_session_free(tsr_training_session_t* session);
+/* One step on a batch: every model input and "labels", by name. out_loss
+ * (may be NULL) receives the batch's loss before the update. */
+TSR_API tsr_status_t* tsr_training_session_step(tsr_training_session_t* session, const char* const* names,
+                                                const tsr_tensor_t* const* tensors, size_t num_tensors,
+                                                double* out_loss);
+/* Forward only with inference semantics (BatchNorm running statistics,
+ * Dropout off) and the current parameters. "labels" is optional; out_loss
+ * (may be NULL) is NaN without it. out_outputs receives num_outputs new
+ * tensors, the model's first num_outputs outputs in model order (0 = none). */
+TSR_API tsr_status_t* tsr_training_session_eval(tsr_training_session_t* session, const char* const* names,
+                                                const tsr_tensor_t* const* tensors, size_t num_tensors,
+                                                tsr_tensor_t** out_outputs, size_t num_outputs, double* out_loss);
+/* Optimizer steps done so far (0 for NULL). */
+TSR_API int64_t tsr_training_session_step_count(const tsr_training_session_t* session);
+/* Checkpoints (safetensors: parameters, moments, running statistics, step)
+ * resume bit-exactly in a session made from the same model and options. */
+TSR_API tsr_status_t* tsr_training_session_save_checkpoint(tsr_training_session_t* session, const char* path);
+TSR_API tsr_status_t* tsr_training_session_load_checkpoint(tsr_training_session_t* session, const char* path);
+/* The model with the trained weights, as an ONNX inference model. */
+TSR_API tsr_status_t* tsr_training_session_export_onnx(tsr_training_session_t* session, const char* path);
+
 /* ---- devices ----
  * JSON: every backend found (name, version, path), its devices with their
  * properties, and for a backend that loaded but is unusable, why. options may

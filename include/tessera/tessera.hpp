@@ -135,4 +135,53 @@ class Session {
   tsr_session_t* s_ = nullptr;
 };
 
+// Trains an ONNX forward model (tessera.h tsr_training_session_*); settings
+// come from Options' "training.<key>" entries.
+class TrainingSession {
+ public:
+  using Batch = std::vector<std::pair<std::string, const HostTensor*>>;
+  explicit TrainingSession(const std::string& onnx_path, const Options* opts = nullptr) {
+    Check(tsr_training_session_create_from_file(onnx_path.c_str(), opts ? opts->get() : nullptr, &s_));
+  }
+  ~TrainingSession() { tsr_training_session_free(s_); }
+  TrainingSession(const TrainingSession&) = delete;
+  TrainingSession& operator=(const TrainingSession&) = delete;
+
+  // One optimizer step (batch inputs and "labels"); returns the loss.
+  double Step(const Batch& batch) {
+    Split sp(batch);
+    double loss = 0;
+    Check(tsr_training_session_step(s_, sp.names.data(), sp.tensors.data(), sp.tensors.size(), &loss));
+    return loss;
+  }
+  // Forward only; the first num_outputs model outputs. *loss (when given) is
+  // NaN without "labels".
+  std::vector<HostTensor> Eval(const Batch& batch, size_t num_outputs = 1, double* loss = nullptr) {
+    Split sp(batch);
+    std::vector<tsr_tensor_t*> outs(num_outputs, nullptr);
+    Check(tsr_training_session_eval(s_, sp.names.data(), sp.tensors.data(), sp.tensors.size(), outs.data(),
+                                    outs.size(), loss));
+    std::vector<HostTensor> r;
+    for (auto* o : outs) r.emplace_back(o);
+    return r;
+  }
+  int64_t step() const { return tsr_training_session_step_count(s_); }
+  void SaveCheckpoint(const std::string& path) { Check(tsr_training_session_save_checkpoint(s_, path.c_str())); }
+  void LoadCheckpoint(const std::string& path) { Check(tsr_training_session_load_checkpoint(s_, path.c_str())); }
+  void ExportOnnx(const std::string& path) { Check(tsr_training_session_export_onnx(s_, path.c_str())); }
+
+ private:
+  struct Split {
+    explicit Split(const Batch& b) {
+      for (const auto& [n, t] : b) {
+        names.push_back(n.c_str());
+        tensors.push_back(t->get());
+      }
+    }
+    std::vector<const char*> names;
+    std::vector<const tsr_tensor_t*> tensors;
+  };
+  tsr_training_session_t* s_ = nullptr;
+};
+
 }  // namespace tessera

@@ -409,6 +409,7 @@ int main(void) {
   tsr_options_free(opts);
   free(mlp_dir); free(model_path); free(input_path); free(output_path);
 
+  { extern int test_c_api_training(const char* models_dir, int* checks); g_failures += test_c_api_training(models, &g_checks); }
   printf("%d checks, %d failed\n", g_checks, g_failures);
   return g_failures ? 1 : 0;
 }

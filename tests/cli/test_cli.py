@@ -566,6 +566,383 @@ def case_config_override():
 # ---- end config ----
 
 
+# ---- train: `tessera train` (issue 9) ----
+
+DIGITS_PATHS = ["/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"]
+
+
+def train_model(name):
+    path = os.path.join(MODELS, name, "model.onnx")
+    if not os.path.isfile(path):
+        raise Skip(f"{path} is missing (run: .venv/bin/python scripts/gen_train_refs.py --out models)")
+    env = os.environ.get("TESSERA_DIGITS")
+    paths = ([env] if env else []) + DIGITS_PATHS
+    import glob
+    paths += glob.glob(os.path.join(os.path.dirname(os.path.abspath(MODELS)), ".venv", "lib", "python3*",
+                                    "site-packages", "sklearn", "datasets", "data", "digits.csv.gz"))
+    if not any(os.path.isfile(p) for p in paths):
+        raise Skip("the digits data set (digits.csv.gz) is missing: install python3-sklearn")
+    return path
+
+
+def digits_arrays():
+    """(x f32 [1797, 64] = pixel / 16, y int64 [1797]) in file order, as runtime/datasets.h reads them."""
+    np = need("numpy")
+    import gzip
+    env = os.environ.get("TESSERA_DIGITS")
+    path = env if env and os.path.isfile(env) else DIGITS_PATHS[0]
+    if not os.path.isfile(path):
+        raise Skip(f"{path} is missing")
+    with gzip.open(path, "rt") as f:
+        a = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    # LoadDigits' split: the 5th, 10th, ... row of each class is "test"; returned as the 1442 train rows
+    # then the 355 test rows.
+    seen, test = np.zeros(10, dtype=np.int64), np.zeros(len(a), dtype=bool)
+    for i, c in enumerate(a[:, 64]):
+        test[i] = seen[c] % 5 == 4
+        seen[c] += 1
+    order = np.concatenate([np.flatnonzero(~test), np.flatnonzero(test)])
+    a = a[order]
+    return (a[:, :64].astype(np.float32) / np.float32(16)), a[:, 64]
+
+
+def train_json(*args, what="train --json"):
+    rc, out, err = tessera("train", *args, "--json")
+    expect(rc, 0, what)
+    assert err.strip() == "" or "error" not in err, f"{what}: unexpected stderr {err!r}"
+    return parse_json(out, what)
+
+
+def case_train_digits_mlp():
+    path = train_model("train_mlp")
+    cfg = example_config("train_mlp_digits.toml")
+    # One thread: results do not depend on it, and a loaded CI machine runs it fastest.
+    j = train_json(path, "--config", cfg, "--data", "digits", "--threads", "1", what="train MLP 20 epochs")
+    # The done-when line: 20 epochs reach >= 95% test accuracy.
+    assert j["epochs"] == 20 and j["steps_per_epoch"] == 1442 // j["batch_size"], j
+    assert j["steps"] == 20 * j["steps_per_epoch"] == j["steps_run"], f"steps {j['steps']}"
+    assert j["test_rows"] == 355 and j["train_rows"] == 1442
+    assert j["test_accuracy"] is not None and j["test_accuracy"] >= 0.95, f"test accuracy {j['test_accuracy']}"
+    assert j["train_accuracy"] >= j["test_accuracy"] - 0.05, j["train_accuracy"]
+    assert len(j["history"]) == 20
+    first, last = j["history"][0]["loss"], j["history"][-1]["loss"]
+    assert last < first * 0.6, f"the epoch loss did not fall: {first} -> {last}"
+    assert j["optimizer"] == "sgd" and abs(j["lr"] - 0.05) < 1e-12, (j["optimizer"], j["lr"])
+    t = j["step_ms"]
+    assert 0 < t["min"] <= t["median"] <= t["p90"] <= t["max"], t
+    assert j["samples_per_s"] > 0 and j["checkpoint"] is None and j["export"] is None
+    # Human output: one line per epoch with loss, accuracies and samples/s.
+    rc, out, _ = tessera("train", path, "--config", cfg, "--epochs", "2", "--eval-every-epoch", "--threads", "1")
+    expect(rc, 0, "train (human output)")
+    for needle in ("epoch 1/2", "epoch 2/2", "loss", "train acc", "test acc", "samples/s", "dropped"):
+        assert needle in out, f"train output lacks {needle!r}"
+    assert out.count("test acc") >= 3, "--eval-every-epoch should report test accuracy after each epoch"
+    rc, out, _ = tessera("train", path, "--config", cfg, "--epochs", "1", "--quiet", "--threads", "1")
+    expect(rc, 0, "train --quiet")
+    assert "epoch 1/" not in out and "final loss" in out, out
+
+
+def case_train_digits_cnn():
+    """The CNN (Conv-BatchNorm-ReLU-MaxPool x2, Gemm) reaches >= 95% test accuracy in 20 epochs (PyTorch: 95.3%)."""
+    path = train_model("train_cnn")
+    j = train_json(path, "--config", example_config("train_cnn_digits.toml"), "--threads", "1",
+                   what="train CNN 20 epochs")
+    assert j["epochs"] == 20 and j["optimizer"] == "adamw", j
+    assert j["test_accuracy"] is not None and j["test_accuracy"] >= 0.95, f"test accuracy {j['test_accuracy']}"
+
+
+def case_train_bf16():
+    """--precision bf16 trains with bf16 compute and f32 master weights: the MLP (whose Gemm bias is a trained
+    parameter, kept in f32 by the precision pass) and the CNN both learn."""
+    for name, cfg in (("train_mlp", "train_mlp_digits.toml"), ("train_cnn", "train_cnn_digits.toml")):
+        path = train_model(name)
+        j = train_json(path, "--config", example_config(cfg), "--precision", "bf16", "--epochs", "3", "--threads", "1",
+                       what=f"train {name} bf16")
+        first, last = j["history"][0]["loss"], j["history"][-1]["loss"]
+        assert last < first * 0.7, f"{name} bf16: the epoch loss did not fall: {first} -> {last}"
+        assert j["test_accuracy"] >= 0.85, f"{name} bf16: test accuracy {j['test_accuracy']}"
+
+
+def case_train_torch_curve():
+    """`tessera train --no-shuffle` follows PyTorch's first 44 losses (one epoch in file order) within 1e-4
+    relative, for the MLP (SGD with momentum) and the CNN (AdamW, BatchNorm in training mode)."""
+    d = workdir("train_torch_curve")
+    for name in ("train_mlp", "train_cnn"):
+        path = train_model(name)
+        ref_path = os.path.join(MODELS, name, "torch_ref.json")
+        if not os.path.isfile(ref_path):
+            raise Skip(f"{ref_path} is missing")
+        with open(ref_path) as f:
+            ref = json.load(f)
+        o = ref["optimizer"]
+        lines = [f'optimizer = "{o["kind"]}"', f'lr = {ref["lr"]}', f'batch_size = {ref["batch_size"]}', "threads = 1"]
+        if o["kind"] == "sgd":
+            lines.append(f'momentum = {o["momentum"]}')
+        else:
+            lines += [f'beta1 = {o["beta1"]}', f'beta2 = {o["beta2"]}', f'epsilon = {o["epsilon"]}',
+                      f'weight_decay = {o["weight_decay"]}']
+        cfg = os.path.join(d, name + ".toml")
+        with open(cfg, "w") as f:
+            f.write("[training]\n" + "\n".join(lines) + "\n")
+        csv_path = os.path.join(d, name + ".csv")
+        spe = 1442 // ref["batch_size"]
+        rc, _, _ = tessera("train", path, "--config", cfg, "--no-shuffle", "--steps", spe, "--csv", csv_path,
+                           "--quiet")
+        expect(rc, 0, f"{name}: train --no-shuffle")
+        with open(csv_path) as f:
+            losses = [float(l.split(",")[2]) for l in f.read().splitlines()[1:]]
+        assert len(losses) == spe
+        for k, (a, b) in enumerate(zip(losses, ref["losses"])):
+            assert abs(a - b) <= 1e-4 * abs(b), f"{name} step {k}: loss {a} vs PyTorch {b}"
+
+
+def case_train_csv():
+    path = train_model("train_mlp")
+    d = workdir("train_csv")
+    csv_path = os.path.join(d, "loss.csv")
+    j = train_json(path, "--config", example_config("train_mlp_digits.toml"), "--epochs", "2", "--lr", "0.02",
+                   "--batch-size", "32", "--threads", "1", "--csv", csv_path, what="train --csv")
+    with open(csv_path) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "step,epoch,loss,lr", lines[0]
+    rows = [l.split(",") for l in lines[1:]]
+    spe = 1442 // 32
+    assert len(rows) == 2 * spe, f"{len(rows)} CSV rows, expected {2 * spe}"
+    for k, r in enumerate(rows):
+        assert len(r) == 4, r
+        assert int(r[0]) == k + 1, f"row {k}: step {r[0]}"
+        assert int(r[1]) == 1 + k // spe, f"row {k}: epoch {r[1]}"
+        assert abs(float(r[3]) - 0.02) < 1e-9, f"row {k}: lr {r[3]} (--lr 0.02 must override the config)"
+        loss = float(r[2])
+        assert loss == loss and 0 <= loss < 10, f"row {k}: loss {r[2]}"
+    assert abs(float(rows[-1][2]) - j["final_loss"]) <= 1e-7 * abs(j["final_loss"]), (rows[-1], j["final_loss"])
+    assert j["csv"] == csv_path
+    rc, _, err = tessera("train", path, "--csv", os.path.join(d, "no", "such", "dir", "x.csv"))
+    expect(rc, 2, "--csv into a missing folder")
+    expect_error_line(err, "--csv")
+
+
+def _resume_pair(path, cfg, d, extra, tag):
+    ck = os.path.join(d, tag + "_{step}.safetensors")
+    extra = ["--batch-size", "32", "--threads", "1", *extra]
+    a = train_json(path, "--config", cfg, "--steps", "60", "--checkpoint", ck, "--checkpoint-every", "50", *extra,
+                   what=f"{tag}: uninterrupted 60 steps")
+    ck50, ck60 = ck.replace("{step}", "50"), ck.replace("{step}", "60")
+    assert os.path.isfile(ck50) and os.path.isfile(ck60), "checkpoints at step 50 and at the end are missing"
+    assert a["checkpoint"] == ck60 and a["steps"] == 60, (a["checkpoint"], a["steps"])
+    b = train_json(path, "--config", cfg, "--steps", "60", "--resume", ck50, *extra, what=f"{tag}: resume at 50")
+    assert b["resumed_from"] == 50 and b["steps"] == 60 and b["steps_run"] == 10, b
+    # Step 50 is inside epoch 2 (44 steps per epoch): the resumed run must feed the same shuffled batches.
+    assert b["final_loss"] == a["final_loss"], f"{tag}: resumed final loss {b['final_loss']!r} != {a['final_loss']!r}"
+    assert b["test_accuracy"] == a["test_accuracy"], (b["test_accuracy"], a["test_accuracy"])
+
+
+def case_train_checkpoint_resume():
+    path = train_model("train_mlp")
+    d = workdir("train_checkpoint_resume")
+    cfg = example_config("train_mlp_digits.toml")
+    _resume_pair(path, cfg, d, [], "sgd")
+    _resume_pair(path, cfg, d, ["--optimizer", "adamw", "--lr", "0.001"], "adamw")
+    rc, _, err = tessera("train", path, "--config", cfg, "--batch-size", "32", "--optimizer", "adamw", "--resume",
+                         os.path.join(d, "sgd_50.safetensors"))
+    expect(rc, 2, "--resume an SGD checkpoint with AdamW")
+    expect_error_line(err, "sgd_50.safetensors", "optimizer")
+    # Resumed at the end: nothing runs, the accuracy is still reported.
+    j = train_json(path, "--config", cfg, "--batch-size", "32", "--threads", "1", "--steps", "60", "--resume",
+                   os.path.join(d, "sgd_60.safetensors"), what="resume at the last step")
+    assert j["steps_run"] == 0 and j["steps"] == 60 and j["final_loss"] is None and j["test_accuracy"] is not None, j
+    rc, _, err = tessera("train", path, "--config", cfg, "--resume", os.path.join(d, "missing.safetensors"))
+    expect(rc, 2, "--resume with a missing file")
+    expect_error_line(err, "missing.safetensors")
+    bad = os.path.join(d, "bad.safetensors")
+    with open(bad, "wb") as f:
+        f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    rc, _, err = tessera("train", path, "--config", cfg, "--resume", bad)
+    assert rc in (1, 2), f"--resume with a corrupt file: exit {rc}"
+    expect_error_line(err, "bad.safetensors")
+
+
+def case_train_export_run():
+    np = need("numpy")
+    path = train_model("train_mlp")
+    d = workdir("train_export_run")
+    out_model = os.path.join(d, "trained.onnx")
+    j = train_json(path, "--config", example_config("train_mlp_digits.toml"), "--epochs", "3", "--threads", "1",
+                   "--export", out_model, what="train --export")
+    assert j["export"] == out_model and os.path.isfile(out_model)
+    # `tessera run` on the exported model, fed the 355 test rows, agrees with train's test accuracy.
+    x, y = digits_arrays()
+    inputs = os.path.join(d, "inputs")
+    os.makedirs(inputs)
+    save_pb(os.path.join(inputs, "input_0.pb"), x[1442:], "x")
+    saved = os.path.join(d, "outputs")
+    rc, _, _ = tessera("run", out_model, "--inputs", inputs, "--save", saved)
+    expect(rc, 0, "tessera run on the exported model")
+    logits = load_pb(os.path.join(saved, "output_0.pb"))
+    assert logits.shape == (355, 10), logits.shape
+    acc = float(np.mean(np.argmax(logits, axis=1) == y[1442:]))
+    # Batching (355 rows at once vs. batches of 32) may flip at most a near-tie.
+    assert abs(acc - j["test_accuracy"]) <= 1 / 355 + 1e-9, f"run accuracy {acc} != train's {j['test_accuracy']}"
+    rc, _, err = tessera("train", path, "--epochs", "1", "--export", os.path.join(d, "no", "dir", "m.onnx"))
+    assert rc in (1, 2), f"--export into a missing folder: exit {rc}"
+    expect_error_line(err, "--export")
+
+
+def case_train_bad_config():
+    path = train_model("train_mlp")
+    d = workdir("train_bad_config")
+    rc, out, _ = tessera("train", "--help")
+    expect(rc, 0, "train --help")
+    for needle in ("--config", "--data", "--bench-steps", "dropped"):
+        assert needle in out, f"train --help lacks {needle!r}"
+    cases = [
+        ("typo.toml", "[training]\noptimiser = \"sgd\"\n", ":2:1: ", "unknown key 'training.optimiser'"),
+        ("lr.toml", "[training]\nlr = -1.0\n", ":2:6: ", "training.lr"),
+        ("batch.toml", "[training]\nbatch_size = 0\n", ":2:", "training.batch_size"),
+        ("opt.toml", "[training]\noptimizer = \"rmsprop\"\n", ":2:", "optimizer"),
+    ]
+    for name, text, loc, msg in cases:
+        cfg = os.path.join(d, name)
+        with open(cfg, "w") as f:
+            f.write(text)
+        rc, out, err = tessera("train", path, "--config", cfg)
+        expect(rc, 2, f"train --config {name}")
+        expect_error_line(err, "--config", cfg + loc, msg)
+        assert out == "", "errors must not print on stdout"
+    cfg = os.path.join(d, "inference_only.toml")
+    with open(cfg, "w") as f:
+        f.write('[inference]\ndevices = ["cpu"]\n')
+    rc, _, err = tessera("train", path, "--config", cfg)
+    expect(rc, 2, "train --config with no [training] table")
+    expect_error_line(err, "no [training] table")
+    bad_flags = [
+        (["--optimizer", "rmsprop"], "--optimizer"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--epochs", "two"], "--epochs"),
+        (["--lr", "-0.1"], "--lr"),
+        (["--threads", "0"], "--threads"),
+        (["--bench-steps", "0"], "--bench-steps"),
+        (["--bench-steps", "3", "--export", os.path.join(d, "x.onnx")], "--export"),
+        (["--checkpoint-every", "5"], "--checkpoint"),
+        (["--batch-size", "5000"], "larger than the training set"),
+        (["--loss-output", "nosuch"], "nosuch"),
+        (["--no-such-flag"], "--no-such-flag"),
+    ]
+    for extra, needle in bad_flags:
+        rc, _, err = tessera("train", path, *extra)
+        expect(rc, 2, "train " + " ".join(extra))
+        expect_error_line(err, needle)
+    rc, _, err = tessera("train")
+    expect(rc, 2, "train without a model")
+    rc, _, err = tessera("train", os.path.join(d, "missing.onnx"))
+    expect(rc, 2, "train a missing model")
+    expect_error_line(err, "missing.onnx")
+    # A model whose output is not logits [batch, classes] (the transformer block: [2, 8, 32]).
+    block = os.path.join(MODELS, "train_block", "model.onnx")
+    if os.path.isfile(block):
+        rc, _, err = tessera("train", block, "--epochs", "1")
+        expect(rc, 2, "train a model without a logits output")
+        expect_error_line(err, "logits")
+
+
+def _write_npy_dir(d, x, y, test=True):
+    np = need("numpy")
+    os.makedirs(d, exist_ok=True)
+    np.save(os.path.join(d, "x_train.npy"), x[:1442])
+    np.save(os.path.join(d, "y_train.npy"), y[:1442])
+    if test:
+        np.save(os.path.join(d, "x_test.npy"), x[1442:])
+        np.save(os.path.join(d, "y_test.npy"), y[1442:])
+
+
+def case_train_missing_data():
+    np = need("numpy")
+    path = train_model("train_mlp")
+    d = workdir("train_missing_data")
+    x, y = digits_arrays()
+    rc, _, err = tessera("train", path, "--data", os.path.join(d, "nosuchdir"))
+    expect(rc, 2, "--data with a missing folder")
+    expect_error_line(err, "nosuchdir")
+    only_x = os.path.join(d, "only_x")
+    os.makedirs(only_x)
+    np.save(os.path.join(only_x, "x_train.npy"), x[:100])
+    rc, _, err = tessera("train", path, "--data", only_x)
+    expect(rc, 2, "--data without y_train.npy")
+    expect_error_line(err, "y_train.npy")
+    float_labels = os.path.join(d, "float_labels")
+    _write_npy_dir(float_labels, x, y.astype(np.float32), test=False)
+    rc, _, err = tessera("train", path, "--data", float_labels)
+    expect(rc, 2, "--data with float labels")
+    expect_error_line(err, "y_train.npy", "f32", "labels")
+    rows = os.path.join(d, "rows")
+    _write_npy_dir(rows, x, y, test=False)
+    np.save(os.path.join(rows, "y_train.npy"), y[:1000])
+    rc, _, err = tessera("train", path, "--data", rows)
+    expect(rc, 2, "--data with fewer labels than rows")
+    expect_error_line(err, "y_train", "1442")
+    half = os.path.join(d, "half_test")
+    _write_npy_dir(half, x, y, test=False)
+    np.save(os.path.join(half, "x_test.npy"), x[1442:])
+    rc, _, err = tessera("train", path, "--data", half)
+    expect(rc, 2, "--data with x_test.npy but no y_test.npy")
+    expect_error_line(err, "y_test.npy")
+    wrong = os.path.join(d, "wrong_width")
+    _write_npy_dir(wrong, x[:, :60].copy(), y, test=False)
+    rc, _, err = tessera("train", path, "--data", wrong)
+    expect(rc, 2, "--data with 60 features for a 64-input model")
+    expect_error_line(err, "x_train", "[1442, 60]")
+    corrupt = os.path.join(d, "corrupt")
+    _write_npy_dir(corrupt, x, y, test=False)
+    with open(os.path.join(corrupt, "x_train.npy"), "wb") as f:
+        f.write(b"\x93NUMPY garbage")
+    rc, _, err = tessera("train", path, "--data", corrupt)
+    expect(rc, 2, "--data with a corrupt x_train.npy")
+    expect_error_line(err, "x_train.npy")
+
+
+def case_train_npy_dir():
+    np = need("numpy")
+    path = train_model("train_mlp")
+    d = workdir("train_npy_dir")
+    x, y = digits_arrays()
+    # float64 features and int32 labels are converted; the result equals --data digits.
+    npy = os.path.join(d, "digits_npy")
+    _write_npy_dir(npy, x.astype(np.float64), y.astype(np.int32))
+    cfg = example_config("train_mlp_digits.toml")
+    a = train_json(path, "--config", cfg, "--epochs", "2", "--threads", "1", "--data", npy, what="train --data DIR")
+    b = train_json(path, "--config", cfg, "--epochs", "2", "--threads", "1", "--data", "digits", what="train --data digits")
+    assert a["final_loss"] == b["final_loss"], (a["final_loss"], b["final_loss"])
+    assert a["test_accuracy"] == b["test_accuracy"] and a["test_rows"] == 355
+    no_test = os.path.join(d, "no_test")
+    _write_npy_dir(no_test, x, y, test=False)
+    c = train_json(path, "--config", cfg, "--epochs", "1", "--threads", "1", "--data", no_test, what="train without test files")
+    assert c["test_accuracy"] is None and c["train_accuracy"] is not None and c["test_rows"] is None
+    # The CNN takes [N, 1, 8, 8]: [N, 64] rows are reshaped to the model input.
+    cnn = os.path.join(MODELS, "train_cnn", "model.onnx")
+    if os.path.isfile(cnn):
+        e = train_json(cnn, "--config", example_config("train_cnn_digits.toml"), "--steps", "20", "--threads", "1", "--data", no_test,
+                       what="train the CNN from [N, 64] rows")
+        assert e["steps"] == 20 and e["final_loss"] is not None
+
+
+def case_train_bench_json():
+    path = train_model("train_mlp")
+    cfg = example_config("train_mlp_digits.toml")
+    j = train_json(path, "--config", cfg, "--data", "digits", "--batch-size", "256", "--threads", "2",
+                   "--bench-steps", "10", what="train --bench-steps --json")
+    t = j["step_ms"]
+    assert 0 < t["min"] <= t["median"] <= t["p90"] <= t["max"] and t["min"] <= t["mean"] <= t["max"], t
+    assert len(j["steps_ms"]) == 10 and j["bench_steps"] == 10 and j["warmup_steps"] == 5
+    assert j["batch_size"] == 256 and j["threads"] == 2
+    assert abs(j["samples_per_s"] - 256 * 1000.0 / t["mean"]) <= 1e-6 * j["samples_per_s"], j["samples_per_s"]
+    assert j["final_loss"] is not None
+    rc, out, _ = tessera("train", path, "--config", cfg, "--bench-steps", "3")
+    expect(rc, 0, "train --bench-steps (human output)")
+    for needle in ("median", "p90", "samples/s"):
+        assert needle in out, f"bench output lacks {needle!r}"
+# ---- end train ----
+
+
 def main():
     global CLI, MODELS, WORK
     ap = argparse.ArgumentParser()

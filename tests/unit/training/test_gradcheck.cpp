@@ -395,5 +395,14 @@ TEST(GradCheck, MSEBothInputs) {
   }
 }
 
+// Relu's rule emits tessera.ReluGrad: its f32 kernel (|x| >= 0.2 keeps the
+// finite differences off the kink; both signs occur).
+TEST(GradCheck, ReluF32ThroughReluGrad) {
+  GradCheck c(DType::kF32);
+  Value* x = c.Param("x", {4, 6}, -2.0, 2.0, 0.2);
+  Value* w = c.Param("w", {4, 6}, -1.0, 1.0);
+  c.Check(c.Op("Mul", {c.Op("Relu", {x}), w}), kH32, kRtol32, kAtol32);
+}
+
 }  // namespace
 }  // namespace tessera::training_test

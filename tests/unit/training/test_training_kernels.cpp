@@ -1,5 +1,8 @@
 // CPU kernels of the training ops against closed-form references and PyTorch
 // 1.13 results (torch_refs.inc, from gen_torch_refs.py), plus bad inputs.
+#include <omp.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -407,6 +410,213 @@ TEST(GradOpKernels, IntegerDTypesAreUnsupported) {
   Err e = t.Run();
   EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
   EXPECT_NE(e.message.find("GeluGrad"), std::string::npos) << e.message;
+}
+
+// ---- ReluGrad, and the BatchNorm kernels on shapes large enough to run in parallel -------------
+
+TEST(ReluGradKernel, MatchesReferenceWithZeroAndNaNGivingZero) {
+  // 100003 elements: above the parallel grain, and not a multiple of the vector width.
+  const int64_t n = 100003;
+  std::vector<float> x = testing::RandomFloats(n, -1, 1, 5), dy = testing::RandomFloats(n, -3, 3, 6);
+  x[0] = 0.f;
+  x[1] = -0.f;
+  x[2] = std::nanf("");
+  x[3] = 1e-30f;
+  OpTest t("ReluGrad", "tessera");
+  t.AddInput<float>({n}, dy).AddInput<float>({n}, x).AddOutput(TSR_DTYPE_F32, {n});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  auto dx = t.Output<float>(0);
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(dx[i], x[i] > 0.f ? dy[i] : 0.f) << i;
+  EXPECT_EQ(dx[0], 0.f);
+  EXPECT_EQ(dx[2], 0.f);
+  EXPECT_EQ(dx[3], dy[3]);
+
+  OpTest t64("ReluGrad", "tessera");
+  t64.AddInput<double>({2, 3}, {1, 2, 3, 4, 5, 6}).AddInput<double>({2, 3}, {-1, 0, 0.5, 2, -3, 1e-300});
+  t64.AddOutput(TSR_DTYPE_F64, {2, 3});
+  ASSERT_TRUE(t64.Run().ok()) << t64.last_error();
+  EXPECT_EQ(t64.Output<double>(0), (std::vector<double>{0, 0, 3, 4, 0, 6}));
+}
+
+TEST(ReluGradKernel, BadInputsAreRejectedNamingTheOp) {
+  {
+    OpTest t("ReluGrad", "tessera");  // dtype mismatch
+    t.AddInput<float>({3}, {1, 2, 3}).AddInput<double>({3}, {1, 2, 3}).AddOutput(TSR_DTYPE_F32, {3});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("ReluGrad"), std::string::npos) << e.message;
+  }
+  {
+    OpTest t("ReluGrad", "tessera");  // shape mismatch
+    t.AddInput<float>({3}, {1, 2, 3}).AddInput<float>({4}, {1, 2, 3, 4}).AddOutput(TSR_DTYPE_F32, {3});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(e.message.find("shapes"), std::string::npos) << e.message;
+  }
+  {
+    OpTest t("ReluGrad", "tessera");  // integers
+    t.AddInput<int32_t>({2}, {1, 2}).AddInput<int32_t>({2}, {1, 2}).AddOutput(TSR_DTYPE_I32, {2});
+    Err e = t.Run();
+    EXPECT_EQ(e.code, TSR_ERR_UNSUPPORTED);
+    EXPECT_NE(e.message.find("ReluGrad"), std::string::npos) << e.message;
+  }
+  {
+    OpTest t("ReluGrad", "tessera");  // one input
+    t.AddInput<float>({2}, {1, 2}).AddOutput(TSR_DTYPE_F32, {2});
+    EXPECT_EQ(t.Run().code, TSR_ERR_INVALID_ARGUMENT);
+  }
+}
+
+// Naive BatchNormGrad in double: X [N, C, S].
+struct BnGradRef {
+  std::vector<double> dx, ds, db;
+};
+BnGradRef NaiveBnGrad(const std::vector<float>& dy, const std::vector<float>& x, const std::vector<float>& sc,
+                      int64_t N, int64_t C, int64_t S, double eps) {
+  BnGradRef r;
+  r.dx.resize(x.size());
+  r.ds.resize(C);
+  r.db.resize(C);
+  const double m = static_cast<double>(N * S);
+  for (int64_t c = 0; c < C; ++c) {
+    double mean = 0, var = 0, sdy = 0, sdyx = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) mean += x[(n * C + c) * S + s];
+    mean /= m;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) var += (x[(n * C + c) * S + s] - mean) * (x[(n * C + c) * S + s] - mean);
+    var /= m;
+    const double inv = 1.0 / std::sqrt(var + eps);
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t i = (n * C + c) * S + s;
+        sdy += dy[i];
+        sdyx += dy[i] * (x[i] - mean) * inv;
+      }
+    r.ds[c] = sdyx;
+    r.db[c] = sdy;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t i = (n * C + c) * S + s;
+        r.dx[i] = sc[c] * inv * (dy[i] - sdy / m - (x[i] - mean) * inv * sdyx / m);
+      }
+  }
+  return r;
+}
+
+std::vector<float> OffsetData(int64_t n, uint32_t seed) {
+  // A large per-element offset: the batch mean is far from 0 (one-pass variance must not cancel).
+  std::vector<float> v = testing::RandomFloats(n, -2, 2, seed);
+  for (float& f : v) f += 50.f;
+  return v;
+}
+
+TEST(BatchNormGradKernel, LargeTrainingModeMatchesNaiveReferenceAndIsThreadCountIndependent) {
+  const int64_t N = 48, C = 16, S = 64;  // 49152 elements: parallel over planes
+  const int64_t n = N * C * S;
+  auto x = OffsetData(n, 31), dy = testing::RandomFloats(n, -1, 1, 32), sc = testing::RandomFloats(C, 0.5f, 2.f, 33);
+  auto run = [&](int threads, std::vector<float>* dx, std::vector<float>* ds, std::vector<float>* db) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    OpTest t("BatchNormGrad", "tessera");
+    t.AddInput<float>({N, C, 8, 8}, dy).AddInput<float>({N, C, 8, 8}, x).AddInput<float>({C}, sc);
+    t.SetAttrInt("training_mode", 1).SetAttrFloat("epsilon", 1e-5f);
+    t.AddOutput(TSR_DTYPE_F32, {N, C, 8, 8}).AddOutput(TSR_DTYPE_F32, {C}).AddOutput(TSR_DTYPE_F32, {C});
+    Err e = t.Run();
+    omp_set_num_threads(saved);
+    ASSERT_TRUE(e.ok()) << t.last_error();
+    *dx = t.Output<float>(0);
+    *ds = t.Output<float>(1);
+    *db = t.Output<float>(2);
+  };
+  std::vector<float> dx1, ds1, db1, dx2, ds2, db2;
+  run(1, &dx1, &ds1, &db1);
+  run(2, &dx2, &ds2, &db2);
+  EXPECT_EQ(dx1, dx2);
+  EXPECT_EQ(ds1, ds2);
+  EXPECT_EQ(db1, db2);
+  BnGradRef ref = NaiveBnGrad(dy, x, sc, N, C, S, 1e-5);
+  double max_dx = 0;
+  for (double v : ref.dx) max_dx = std::max(max_dx, std::fabs(v));
+  for (int64_t i = 0; i < n; ++i) ASSERT_NEAR(dx2[i], ref.dx[i], 1e-4 * max_dx + 1e-6) << i;
+  for (int64_t c = 0; c < C; ++c) {
+    EXPECT_NEAR(ds2[c], ref.ds[c], 1e-4 * (1 + std::fabs(ref.ds[c]))) << c;
+    EXPECT_NEAR(db2[c], ref.db[c], 1e-4 * (1 + std::fabs(ref.db[c]))) << c;
+  }
+}
+
+TEST(BatchNormGradKernel, InferenceModeF64MatchesClosedForm) {
+  const int64_t N = 3, C = 2, S = 5;
+  std::vector<double> x(N * C * S), dy(N * C * S);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = std::sin(0.7 * static_cast<double>(i)) * 3;
+    dy[i] = std::cos(0.3 * static_cast<double>(i));
+  }
+  std::vector<double> sc{1.5, -0.5}, rm{0.2, -1}, rv{2, 0.5};
+  OpTest t("BatchNormGrad", "tessera");
+  t.AddInput<double>({N, C, S}, dy).AddInput<double>({N, C, S}, x).AddInput<double>({C}, sc);
+  t.AddInput<double>({C}, rm).AddInput<double>({C}, rv).SetAttrFloat("epsilon", 1e-3f);
+  t.AddOutput(TSR_DTYPE_F64, {N, C, S}).AddOutput(TSR_DTYPE_F64, {C}).AddOutput(TSR_DTYPE_F64, {C});
+  ASSERT_TRUE(t.Run().ok()) << t.last_error();
+  auto dx = t.Output<double>(0), ds = t.Output<double>(1), db = t.Output<double>(2);
+  const double eps = static_cast<double>(1e-3f);
+  for (int64_t c = 0; c < C; ++c) {
+    const double inv = 1.0 / std::sqrt(rv[c] + eps);
+    double sdy = 0, sdyx = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t i = (n * C + c) * S + s;
+        EXPECT_NEAR(dx[i], sc[c] * inv * dy[i], 1e-12) << i;
+        sdy += dy[i];
+        sdyx += dy[i] * (x[i] - rm[c]) * inv;
+      }
+    EXPECT_NEAR(ds[c], sdyx, 1e-12);
+    EXPECT_NEAR(db[c], sdy, 1e-12);
+  }
+}
+
+TEST(BatchNormTrainingKernel, LargeOffsetBatchMatchesNaiveReferenceAndIsThreadCountIndependent) {
+  const int64_t N = 40, C = 12, S = 81;  // 38880 elements, S not a multiple of the vector width
+  const int64_t n = N * C * S;
+  auto x = OffsetData(n, 41), sc = testing::RandomFloats(C, 0.5f, 2.f, 42), b = testing::RandomFloats(C, -1, 1, 43);
+  std::vector<float> im(C, 0.5f), iv(C, 2.f);
+  auto run = [&](int threads, std::vector<float>* y, std::vector<float>* rm, std::vector<float>* rv) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    OpTest t("BatchNormalization", "", 15);
+    t.AddInput<float>({N, C, 9, 9}, x).AddInput<float>({C}, sc).AddInput<float>({C}, b).AddInput<float>({C}, im);
+    t.AddInput<float>({C}, iv).SetAttrInt("training_mode", 1).SetAttrFloat("momentum", 0.9f);
+    t.AddOutput(TSR_DTYPE_F32, {N, C, 9, 9}).AddOutput(TSR_DTYPE_F32, {C}).AddOutput(TSR_DTYPE_F32, {C});
+    Err e = t.Run();
+    omp_set_num_threads(saved);
+    ASSERT_TRUE(e.ok()) << t.last_error();
+    *y = t.Output<float>(0);
+    *rm = t.Output<float>(1);
+    *rv = t.Output<float>(2);
+  };
+  std::vector<float> y1, rm1, rv1, y2, rm2, rv2;
+  run(1, &y1, &rm1, &rv1);
+  run(2, &y2, &rm2, &rv2);
+  EXPECT_EQ(y1, y2);
+  EXPECT_EQ(rm1, rm2);
+  EXPECT_EQ(rv1, rv2);
+  for (int64_t c = 0; c < C; ++c) {
+    double m = 0, v = 0;
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t s = 0; s < S; ++s) m += x[(i * C + c) * S + s];
+    m /= static_cast<double>(N * S);
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t s = 0; s < S; ++s) v += (x[(i * C + c) * S + s] - m) * (x[(i * C + c) * S + s] - m);
+    v /= static_cast<double>(N * S);
+    EXPECT_NEAR(rm2[c], 0.5 * 0.9 + m * 0.1, 1e-4) << c;
+    EXPECT_NEAR(rv2[c], 2.0 * 0.9 + v * 0.1, 1e-5) << c;
+    const double a = sc[c] / std::sqrt(v + static_cast<double>(1e-5f));
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t s = 0; s < S; ++s) {
+        const int64_t p = (i * C + c) * S + s;
+        ASSERT_NEAR(y2[p], (x[p] - m) * a + b[c], 2e-4) << p;
+      }
+  }
 }
 
 }  // namespace
