@@ -1,6 +1,8 @@
 // .npy files, the digits data set and row selection (see datasets.h).
 #include "runtime/datasets.h"
 
+#include "runtime/file_write.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -200,32 +202,6 @@ const char* NpyCode(DType t) {
   return nullptr;
 }
 
-bool ByteSize(const std::vector<int64_t>& dims, DType dtype, uint64_t* out) {
-  uint64_t n = 1;
-  for (int64_t d : dims) {
-    if (d < 0) return false;
-    if (__builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
-  }
-  if (__builtin_mul_overflow(n, static_cast<uint64_t>(DTypeSize(dtype)), &n)) return false;
-  if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
-  *out = n;
-  return true;
-}
-
-bool WriteAll(int fd, const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 // ---------------------------------------------------------------------------
 // digits.csv.gz
 
@@ -412,7 +388,7 @@ Result<Tensor> LoadNpy(const std::string& path) {
     dims.push_back(v.i);
   }
   uint64_t nbytes = 0;
-  if (!ByteSize(dims, dtype, &nbytes))
+  if (!CheckedByteSize(dims, dtype, &nbytes))
     return InvalidArgument(where, ": shape ", Shape::FromInts(dims).ToString(), " overflows");
   const uint64_t data_size = file_size - header_start - header_len;
   if (data_size != nbytes)
@@ -439,7 +415,7 @@ Status SaveNpy(const std::string& path, const Tensor& t) {
   if (!code)
     return Unsupported("cannot write ", where, ": dtype ", DTypeName(t.dtype()), " has no .npy equivalent");
   uint64_t nbytes = 0;
-  if (!ByteSize(t.dims(), t.dtype(), &nbytes) || nbytes != t.nbytes() || (nbytes && !t.raw()))
+  if (!CheckedByteSize(t.dims(), t.dtype(), &nbytes) || nbytes != t.nbytes() || (nbytes && !t.raw()))
     return InvalidArgument("cannot write ", where, ": the tensor holds ", t.nbytes(), " bytes, not matching its shape");
   std::string shape = "(";
   for (size_t i = 0; i < t.dims().size(); ++i) shape += StrCat(i ? ", " : "", t.dims()[i]);
@@ -460,26 +436,7 @@ Status SaveNpy(const std::string& path, const Tensor& t) {
   for (size_t i = 0; i < pre - 8; ++i) head.push_back(static_cast<char>((hl >> (8 * i)) & 0xff));
   head += dict;
 
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = StrCat(path, ".tmp.", static_cast<long long>(::getpid()), ".", counter.fetch_add(1));
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("cannot create '", tmp, "' to write ", where, ": ", std::strerror(errno));
-  bool ok = WriteAll(fd, head.data(), head.size()) && (nbytes == 0 || WriteAll(fd, t.raw(), nbytes));
-  int err = ok ? 0 : errno;
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    return IoError("cannot write ", where, ": ", std::strerror(err));
-  }
-  return Status::Ok();
+  return WriteFileAtomic(path, {{head.data(), head.size()}, {t.raw(), nbytes}}, where);
 }
 
 Result<Dataset> LoadDigits(const std::string& split, bool image_shape) {

@@ -12,6 +12,8 @@
 // or truncated file yields InvalidArgument and never a large allocation.
 #include "runtime/safetensors.h"
 
+#include "runtime/file_write.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -62,39 +64,6 @@ DType SafetensorsDTypeFromName(const std::string& s) {
   return DType::kUndefined;
 }
 
-// elements * element size with overflow checks; false on overflow or a
-// negative dim.
-bool ByteSize(const std::vector<int64_t>& dims, DType dtype, uint64_t* out) {
-  uint64_t n = 1;
-  for (int64_t d : dims) {
-    if (d < 0) return false;
-    if (__builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
-  }
-  if (__builtin_mul_overflow(n, static_cast<uint64_t>(DTypeSize(dtype)), &n)) return false;
-  if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
-  *out = n;
-  return true;
-}
-
-bool WriteAll(int fd, const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
-std::string TempPathFor(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  return StrCat(path, ".tmp.", static_cast<long long>(::getpid()), ".", counter.fetch_add(1));
-}
-
 }  // namespace
 
 const Tensor* SafetensorsContents::Find(const std::string& name) const {
@@ -124,7 +93,7 @@ Status WriteSafetensors(const std::string& path, const std::vector<std::pair<std
       return InvalidArgument(where, ": tensor '", name, "' has dtype ", DTypeName(t->dtype()),
                              ", which safetensors checkpoints do not support (F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
     uint64_t nbytes = 0;
-    if (!ByteSize(t->dims(), t->dtype(), &nbytes))
+    if (!CheckedByteSize(t->dims(), t->dtype(), &nbytes))
       return InvalidArgument(where, ": tensor '", name, "' has a negative or overflowing shape");
     if (nbytes != t->nbytes() || (nbytes > 0 && t->raw() == nullptr))
       return InvalidArgument(where, ": tensor '", name, "' holds ", t->nbytes(), " bytes but its shape needs ", nbytes);
@@ -147,33 +116,9 @@ Status WriteSafetensors(const std::string& path, const std::vector<std::pair<std
   uint64_t n = text.size();
   for (int i = 0; i < 8; ++i) len_le[i] = static_cast<unsigned char>(n >> (8 * i));
 
-  const std::string tmp = TempPathFor(path);
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return IoError("cannot create '", tmp, "' to write ", where, ": ", std::strerror(errno));
-  bool ok = WriteAll(fd, len_le, 8) && WriteAll(fd, text.data(), text.size());
-  for (const auto& [name, t] : tensors) {
-    if (!ok) break;
-    if (t->nbytes() > 0) ok = WriteAll(fd, t->raw(), t->nbytes());
-  }
-  int err = ok ? 0 : errno;
-  if (ok && ::fsync(fd) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (ok && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    return IoError("cannot write ", where, ": ", std::strerror(err));
-  }
-  return Status::Ok();
+  std::vector<std::pair<const void*, size_t>> pieces = {{len_le, 8}, {text.data(), text.size()}};
+  for (const auto& [name, t] : tensors) pieces.push_back({t->raw(), t->nbytes()});
+  return WriteFileAtomic(path, pieces, where);
 }
 
 Result<SafetensorsContents> ReadSafetensors(const std::string& path) {
@@ -281,7 +226,7 @@ Result<SafetensorsContents> ReadSafetensors(const std::string& path) {
       return InvalidArgument(tw, ": data_offsets [", e.begin, ", ", e.end, "] run past the data section (", data_size,
                              " bytes; is the file truncated?)");
     uint64_t need = 0;
-    if (!ByteSize(e.dims, e.dtype, &need)) return InvalidArgument(tw, ": the shape's byte size overflows");
+    if (!CheckedByteSize(e.dims, e.dtype, &need)) return InvalidArgument(tw, ": the shape's byte size overflows");
     if (need != e.end - e.begin)
       return InvalidArgument(tw, ": data_offsets span ", e.end - e.begin, " bytes but ",
                              SafetensorsDTypeName(e.dtype), " ", Shape::FromInts(e.dims).ToString(), " needs ", need);
