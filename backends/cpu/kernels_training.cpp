@@ -357,6 +357,22 @@ class SgdKernel : public Kernel {
     const T* buf = has_buf_ ? static_cast<const T*>(in[3]) : nullptr;
     T* po = static_cast<T*>(out[0]);
     T* bo = has_buf_out_ ? static_cast<T*>(out[1]) : nullptr;
+    if (mom_ != 0.0 && bo && !nesterov_) {
+      // The common momentum case, branch-free. `omp simd` is valid under the
+      // in-place contract: element i reads only p[i], g[i], buf[i] and writes
+      // only po[i], bo[i] (lanes never depend on each other).
+      const double mom = mom_, keep = 1.0 - damp_, wd = wd_;
+      ParallelFor(n_, kTrainGrain, [&](int64_t b, int64_t e) {
+#pragma omp simd
+        for (int64_t i = b; i < e; ++i) {
+          const double pi = p[i];
+          const double nb = mom * static_cast<double>(buf[i]) + keep * (static_cast<double>(g[i]) + wd * pi);
+          bo[i] = static_cast<T>(nb);
+          po[i] = static_cast<T>(pi - lr * nb);
+        }
+      });
+      return Err::Ok();
+    }
     ParallelFor(n_, kTrainGrain, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
         const double pi = p[i];
@@ -439,6 +455,7 @@ class AdamWKernel : public Kernel {
     T* mo = static_cast<T*>(out[1]);
     T* vo = static_cast<T*>(out[2]);
     ParallelFor(n_, kTrainGrain, [&](int64_t b, int64_t e) {
+#pragma omp simd  // valid under the in-place contract: lane i touches only element i
       for (int64_t i = b; i < e; ++i) {
         const double gi = g[i];
         const T nm = static_cast<T>(b1_ * m[i] + (1.0 - b1_) * gi);
