@@ -5,8 +5,9 @@
 //             ExportOnnx's source.
 //   base_     forward_ with the parameters and the BatchNormalization running
 //             statistics lifted to graph inputs, BatchNormalization switched to
-//             training mode (running statistics become outputs), Dropout in
-//             training mode, and the loss appended (input loss.label_input).
+//             training mode (running statistics become outputs), each Dropout
+//             replaced by X * mask (a per-step input "<node>.dropout_mask"),
+//             and the loss appended (input loss.label_input).
 //   per batch shape: base_ with static input shapes + BuildGradientGraph +
 //             [gradient accumulation] + AppendOptimizer -> one Session whose
 //             parameters, moments, running statistics and accumulators are
@@ -29,13 +30,15 @@
 // PyTorch differences: BatchNormalization's running variance is updated with
 // the biased batch variance (the kernel's ONNX semantics), PyTorch uses the
 // unbiased one; the ONNX momentum attribute of an exported model already is
-// 1 - torch momentum. Dropout masks use the fixed seed `TrainingOptions::seed`
-// (the same mask every step).
+// 1 - torch momentum. Dropout masks come from std::mt19937_64 seeded with
+// (TrainingOptions::seed, step, micro-step, Dropout index): a new mask every
+// step, the same ones after a checkpoint resume (not PyTorch's stream).
 #include "runtime/training_session.h"
 
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 
 #include "compiler/autodiff/autodiff.h"
@@ -94,6 +97,17 @@ struct TrainingSession::Impl {
 
   std::unique_ptr<Session> eval;
   int64_t version = 0, eval_version = -1;  // bumps whenever parameters/statistics change
+
+  // Training Dropouts (Prepare): mask input, ratio, and its dims in the current training graph.
+  struct DropoutMask {
+    std::string input;
+    std::string x;  // the Dropout's input: the mask has its shape
+    double ratio = 0;
+    DType dtype = DType::kF32;
+    std::vector<int64_t> dims;
+  };
+  std::vector<DropoutMask> dropouts;
+  Result<std::vector<Tensor>> DropoutMasks() const;
 
   int64_t step = 0;   // optimizer steps done
   int64_t micro = 0;  // micro-batches since the last update
@@ -190,16 +204,38 @@ Status TrainingSession::Impl::Prepare(std::unique_ptr<Graph> model) {
     bn_next[ins[4]->name()] = var_next->name();
   }
   if (!bns.empty()) TSR_RETURN_IF_ERROR(g.TopoSort());  // the rebuilt nodes were appended at the end
-  // Dropout in training mode with a fixed seed.
-  for (Node* n : g.nodes()) {
-    if (!n->domain().empty() || n->op_type() != "Dropout") continue;
-    if (g.OpsetFor("") < 12) return Unsupported(n->Describe(), ": training Dropout needs opset 12 or later");
-    if (!n->input(1)) n->set_input(1, g.AddConstant(g.UniqueName(n->name() + ".ratio"), Scalar(DType::kF32, 0.5)));
-    Tensor on = Tensor::FromVector<uint8_t>(DType::kBool, {}, {1});
-    if (n->num_inputs() < 3) n->add_input(nullptr);
-    n->set_input(2, g.AddConstant(g.UniqueName(n->name() + ".training_mode"), on));
-    n->set_attr("seed", Attribute::Int(static_cast<int64_t>(topts.seed & 0x7fffffff)));
+  // Dropout in training mode: Y = X * M, where M is a per-step mask input
+  // (0 or 1/(1-ratio)) that Step draws from (seed, step, micro-step, node):
+  // a fresh mask every step, reproducible across checkpoint resumes.
+  std::vector<Node*> drops;
+  for (Node* n : g.nodes())
+    if (n->domain().empty() && n->op_type() == "Dropout") drops.push_back(n);
+  for (Node* n : drops) {
+    if (n->num_outputs() > 1 && n->output(1) && (!g.Consumers(n->output(1)).empty() || n->output(1)->is_graph_output()))
+      return Unsupported(n->Describe(), ": training with a Dropout whose mask output is used is not supported");
+    double ratio = 0.5;
+    if (n->num_inputs() > 1 && n->input(1)) {
+      const Tensor* c = n->input(1)->constant();
+      if (!c || c->num_elements() != 1) return Unsupported(n->Describe(), ": training needs a constant Dropout ratio");
+      ratio = c->GetAsDouble(0);
+    } else if (g.OpsetFor("") < 12) {
+      ratio = n->GetFloat("ratio", 0.5f);
+    }
+    if (!(ratio >= 0.0 && ratio < 1.0)) return InvalidArgument(n->Describe(), ": Dropout ratio ", ratio, " is not in [0, 1)");
+    Value* x = n->input(0);
+    Value* y = n->output(0);
+    if (x->dtype() != DType::kF32 && x->dtype() != DType::kF64)
+      return Unsupported(n->Describe(), ": training Dropout supports f32 and f64 inputs, not ", DTypeName(x->dtype()));
+    const std::string name = n->name();
+    Value* mask = g.AddValue(g.UniqueName(name + ".dropout_mask"), x->type());
+    g.AddInput(mask);
+    g.RemoveNode(n);
+    Node* mul = g.AddNodeWithOutputs("Mul", {x, mask}, {y}, name);
+    TSR_RETURN_IF_ERROR(InferNodeTypes(*mul));
+    dropouts.push_back({mask->name(), x->name(), ratio, x->dtype(), {}});
+    seen.insert(mask->name());  // fed by Step, not a batch input
   }
+  if (!drops.empty()) TSR_RETURN_IF_ERROR(g.TopoSort());
 
   // The loss.
   Value* out = nullptr;
@@ -272,6 +308,16 @@ Status TrainingSession::Impl::BuildTrain(const std::map<std::string, std::vector
   for (const auto& name : batch_inputs) {
     Value* v = g->FindValue(name);
     v->set_type(TensorType{v->dtype(), Shape::FromInts(shapes.at(name))});
+  }
+  TSR_RETURN_IF_ERROR(InferGraphTypes(*g).WithContext("training graph"));
+  for (auto& d : dropouts) {  // a mask has its Dropout input's (now static) shape
+    Value* mv = g->FindValue(d.input);
+    const Value* x = g->FindValue(d.x);
+    if (!mv || !x) return Internal("dropout mask '", d.input, "' or its input '", d.x, "' is missing");
+    auto dims = x->shape().AsInts();
+    if (!dims) return Unsupported("Dropout input '", x->name(), "' has no static shape for batch shape ", key);
+    mv->set_type(x->type());
+    d.dims = *dims;
   }
   TSR_RETURN_IF_ERROR(InferGraphTypes(*g).WithContext("training graph"));
   TSR_ASSIGN_OR_RETURN(autodiff::GradientInfo info, autodiff::BuildGradientGraph(*g, loss_name, params));
@@ -474,6 +520,33 @@ const std::vector<std::string>& TrainingSession::param_names() const { return im
 int64_t TrainingSession::step() const { return impl_->step; }
 std::string TrainingSession::StatsJson() const { return impl_->train ? impl_->train->StatsJson() : "{}"; }
 
+// One mask per training Dropout for the current micro-step: element kept
+// with probability 1 - ratio and scaled by 1 / (1 - ratio). The generator is
+// seeded from (seed, optimizer step, micro-step, Dropout index) only, so a
+// resumed run draws the same masks as an uninterrupted one.
+Result<std::vector<Tensor>> TrainingSession::Impl::DropoutMasks() const {
+  std::vector<Tensor> masks;
+  for (size_t k = 0; k < dropouts.size(); ++k) {
+    const DropoutMask& d = dropouts[k];
+    uint64_t s = topts.seed ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(step + 1)) ^
+                 (0xbf58476d1ce4e5b9ull * static_cast<uint64_t>(micro + 1)) ^ (0x94d049bb133111ebull * (k + 1));
+    std::mt19937_64 gen(s);
+    std::bernoulli_distribution keep(1.0 - d.ratio);
+    TSR_ASSIGN_OR_RETURN(Tensor t, Tensor::Zeros(d.dtype, d.dims));
+    const double scale = 1.0 / (1.0 - d.ratio);
+    const int64_t n = t.num_elements();
+    if (t.dtype() == DType::kF64) {
+      double* p = static_cast<double*>(t.mutable_raw());
+      for (int64_t i = 0; i < n; ++i) p[i] = keep(gen) ? scale : 0.0;
+    } else {
+      float* p = static_cast<float*>(t.mutable_raw());
+      for (int64_t i = 0; i < n; ++i) p[i] = keep(gen) ? static_cast<float>(scale) : 0.f;
+    }
+    masks.push_back(std::move(t));
+  }
+  return masks;
+}
+
 Result<StepResult> TrainingSession::Step(const std::vector<std::pair<std::string, const Tensor*>>& batch) {
   Impl& m = *impl_;
   std::map<std::string, std::vector<int64_t>> shapes;
@@ -486,7 +559,9 @@ Result<StepResult> TrainingSession::Step(const std::vector<std::pair<std::string
   Tensor step_t = Scalar(m.param_dtype, static_cast<double>(m.step + 1));
   Tensor apply_t = Scalar(m.param_dtype, update ? 1.0 : 0.0);
   Tensor keep_t = Scalar(m.param_dtype, update ? 0.0 : 1.0);
+  TSR_ASSIGN_OR_RETURN(std::vector<Tensor> masks, m.DropoutMasks());
   Feeds feeds = batch;
+  for (size_t i = 0; i < masks.size(); ++i) feeds.push_back({m.dropouts[i].input, &masks[i]});
   feeds.push_back({m.opt.lr_input, &lr_t});
   if (!m.opt.step_input.empty()) feeds.push_back({m.opt.step_input, &step_t});
   if (!m.apply_input.empty()) {

@@ -583,6 +583,29 @@ TEST(TrainingSession, DropoutTrainsAndResumesBitExactly) {
   CheckResume(t, false, true);
 }
 
+// Each step draws a new Dropout mask: with lr 0 (parameters fixed) the same
+// batch gives a different loss at every step, and a new session with the same
+// seed repeats the sequence exactly.
+TEST(TrainingSession, DropoutMaskChangesEveryStep) {
+  REQUIRE_CPU();
+  TrainingOptions t = Sgd(0.0);
+  t.seed = 11;
+  Tensor x, y;
+  Blobs(16, 4, &x, &y);
+  std::vector<double> runs[2];
+  for (auto& losses : runs) {
+    auto ts = TrainingSession::FromGraph(SmallMlp(false, false, true), t, SessionOptions{});
+    ASSERT_TRUE(ts.ok()) << ts.status().ToString();
+    for (int i = 0; i < 4; ++i) {
+      auto r = (*ts)->Step({{"x", &x}, {"labels", &y}});
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      losses.push_back(r->loss);
+    }
+  }
+  for (size_t i = 1; i < runs[0].size(); ++i) EXPECT_NE(runs[0][i], runs[0][i - 1]) << "step " << i;
+  EXPECT_EQ(runs[0], runs[1]);
+}
+
 // The same training on an accelerator (with the CPU as fallback) follows the
 // CPU's loss curve; the state lives on the devices that update it.
 TEST(TrainingSession, AcceleratorFollowsCpu) {
