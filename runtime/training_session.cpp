@@ -27,10 +27,10 @@
 // which is exact for apply in {0, 1}. The update is computed (and discarded)
 // on every micro-batch: correct, not the fastest.
 //
-// PyTorch differences: BatchNormalization's running variance is updated with
-// the biased batch variance (the kernel's ONNX semantics), PyTorch uses the
-// unbiased one; the ONNX momentum attribute of an exported model already is
-// 1 - torch momentum. Dropout masks come from std::mt19937_64 seeded with
+// PyTorch semantics: BatchNormalization's running variance is updated with
+// the unbiased batch variance like PyTorch (ONNX's kernel uses the biased
+// one; UnbiasedRunningVar corrects its output in the graph); the ONNX
+// momentum attribute of an exported model already is 1 - torch momentum. Dropout masks come from std::mt19937_64 seeded with
 // (TrainingOptions::seed, step, micro-step, Dropout index): a new mask every
 // step, the same ones after a checkpoint resume (not PyTorch's stream).
 #include "runtime/training_session.h"
@@ -135,6 +135,54 @@ struct TrainingSession::Impl {
 
 // ---- construction ------------------------------------------------------------------
 
+namespace {
+
+// ONNX's training BatchNormalization updates the running variance with the
+// biased batch variance v; PyTorch (whose exports we train) uses the unbiased
+// v * c, c = n / (n - 1), n = elements per channel. With momentum mo (ONNX:
+// running' = mo * running + (1 - mo) * v):
+//   torch' = mo * running + (1 - mo) * c * v = c * onnx' + (1 - c) * mo * running
+// computed here from the node's output (onnx') and input (running) into
+// `var_next`; n comes from Shape(X), folded to a constant once shapes are static.
+Status UnbiasedRunningVar(Graph& g, const Node& bn, Value* var_next) {
+  Value* x = bn.input(0);
+  Value* running = bn.input(4);
+  const DType dt = running->dtype();
+  if (!x->shape().has_rank() || x->shape().rank() < 2)
+    return Unsupported(bn.Describe(), ": training needs the input's rank (got shape ", x->shape().ToString(), ")");
+  std::vector<int64_t> axes{0};
+  for (int64_t i = 2; i < x->shape().rank(); ++i) axes.push_back(i);
+  const std::string p = bn.name() + "/unbiased_var/";
+  auto op = [&](const std::string& type, std::vector<Value*> in) -> Result<Value*> {
+    Node* n = g.AddNode(type, in, 1, g.UniqueName(p + type));
+    TSR_RETURN_IF_ERROR(InferNodeTypes(*n));
+    return n->output(0);
+  };
+  auto scalar = [&](const std::string& what, double v) { return g.AddConstant(g.UniqueName(p + what), Scalar(dt, v)); };
+  TSR_ASSIGN_OR_RETURN(Value* shape, op("Shape", {x}));
+  Value* idx = g.AddConstant(g.UniqueName(p + "axes"),
+                             Tensor::FromVector<int64_t>(DType::kI64, {static_cast<int64_t>(axes.size())}, axes));
+  TSR_ASSIGN_OR_RETURN(Value* dims, op("Gather", {shape, idx}));
+  Node* prod = g.AddNode("ReduceProd", {dims}, 1, g.UniqueName(p + "ReduceProd"));
+  prod->set_attr("keepdims", Attribute::Int(0));
+  TSR_RETURN_IF_ERROR(InferNodeTypes(*prod));
+  Node* cast = g.AddNode("Cast", {prod->output(0)}, 1, g.UniqueName(p + "Cast"));
+  cast->set_attr("to", Attribute::Int(static_cast<int64_t>(dt)));
+  TSR_RETURN_IF_ERROR(InferNodeTypes(*cast));
+  Value* n = cast->output(0);
+  TSR_ASSIGN_OR_RETURN(Value* n1, op("Sub", {n, scalar("one", 1.0)}));
+  TSR_ASSIGN_OR_RETURN(Value* n1c, op("Max", {n1, scalar("one", 1.0)}));  // n = 1: keep the biased value
+  TSR_ASSIGN_OR_RETURN(Value* c, op("Div", {n, n1c}));
+  TSR_ASSIGN_OR_RETURN(Value* scaled, op("Mul", {bn.output(2), c}));
+  TSR_ASSIGN_OR_RETURN(Value* one_minus_c, op("Sub", {scalar("one", 1.0), c}));
+  TSR_ASSIGN_OR_RETURN(Value* coef, op("Mul", {one_minus_c, scalar("momentum", bn.GetFloat("momentum", 0.9f))}));
+  TSR_ASSIGN_OR_RETURN(Value* keep, op("Mul", {running, coef}));
+  Node* add = g.AddNodeWithOutputs("Add", {scaled, keep}, {var_next}, g.UniqueName(p + "Add"));
+  return InferNodeTypes(*add);
+}
+
+}  // namespace
+
 Status TrainingSession::Impl::Prepare(std::unique_ptr<Graph> model) {
   TSR_ASSIGN_OR_RETURN(schedule, autodiff::LrSchedule::Create(topts.lr));
   if (topts.grad_accum_steps < 1)
@@ -195,11 +243,13 @@ Status TrainingSession::Impl::Prepare(std::unique_ptr<Graph> model) {
     g.RemoveNode(n);
     Value* mean_next = g.AddValue(g.UniqueName(ins[3]->name() + ".bn_next"), ins[3]->type());
     Value* var_next = g.AddValue(g.UniqueName(ins[4]->name() + ".bn_next"), ins[4]->type());
-    Node* m = g.AddNodeWithOutputs("BatchNormalization", ins, {y, mean_next, var_next}, name);
+    Value* var_biased = g.AddValue(g.UniqueName(ins[4]->name() + ".bn_biased"), ins[4]->type());
+    Node* m = g.AddNodeWithOutputs("BatchNormalization", ins, {y, mean_next, var_biased}, name);
     for (const auto& [k, a] : attrs) m->set_attr(k, a);
     m->set_attr("training_mode", Attribute::Int(1));
     if (bn_next.count(ins[3]->name()) || bn_next.count(ins[4]->name()))
-      return Unsupported(n->Describe(), ": running statistics shared by several BatchNormalization nodes");
+      return Unsupported(m->Describe(), ": running statistics shared by several BatchNormalization nodes");
+    TSR_RETURN_IF_ERROR(UnbiasedRunningVar(g, *m, var_next));
     bn_next[ins[3]->name()] = mean_next->name();
     bn_next[ins[4]->name()] = var_next->name();
   }

@@ -227,7 +227,9 @@ def _train_curve(model, feats, labels, opt, image_shape):
         loss.backward()
         opt.step()
         losses.append(float(loss.item()))
-    return losses
+        if k == 0:  # BatchNorm running statistics after the first step (momentum, unbiased variance)
+            running = {n: [float(v) for v in t.flatten()] for n, t in model.state_dict().items() if "running_" in n}
+    return losses, running
 
 
 def _accuracy_after_epochs(model, feats, labels, opt, image_shape):
@@ -278,7 +280,12 @@ def gen_classifier(name, tmp, feats, labels):
                    "weight_decay": 0.0, "first_step_buffer": "grad (PyTorch: buf = grad on the first step)"}
         make_opt = lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)
 
-    losses = _train_curve(model, feats, labels, make_opt(model.parameters()), image)
+    losses, running = _train_curve(model, feats, labels, make_opt(model.parameters()), image)
+    # Eval-mode loss on the test split after the 50 steps: checks the running statistics too.
+    model.eval()
+    with torch.no_grad():
+        te_x = torch.from_numpy(feats[N_TRAIN:]).reshape((-1, 1, 8, 8) if image else (-1, 64))
+        eval_loss = float(torch.nn.functional.cross_entropy(model(te_x), torch.from_numpy(labels[N_TRAIN:])).item())
     model.load_state_dict(init_state)
     info = _accuracy_after_epochs(model, feats, labels, make_opt(model.parameters()), image)
 
@@ -300,6 +307,8 @@ def gen_classifier(name, tmp, feats, labels):
                        "step0_labels": [int(v) for v in labels[_rows(0)]],
                        "step49_labels": [int(v) for v in labels[_rows(STEPS - 1)]]},
         "losses": losses,
+        "eval_after_steps": {"split": "test", "rows": int(len(labels) - N_TRAIN), "loss": eval_loss},
+        "running_after_step1": running,
         "after_epochs": info,
     }
     if image:
