@@ -387,9 +387,9 @@ Result<Tensor> LoadNpy(const std::string& path) {
       return InvalidArgument(where, ": 'shape' must be a tuple of non-negative integers");
     dims.push_back(v.i);
   }
-  uint64_t nbytes = 0;
-  if (!CheckedByteSize(dims, dtype, &nbytes))
-    return InvalidArgument(where, ": shape ", Shape::FromInts(dims).ToString(), " overflows");
+  auto nb = CheckedByteSize(dims, dtype);
+  if (!nb.ok()) return InvalidArgument(where, ": shape ", Shape::FromInts(dims).ToString(), " overflows");
+  const uint64_t nbytes = static_cast<uint64_t>(*nb);
   const uint64_t data_size = file_size - header_start - header_len;
   if (data_size != nbytes)
     return InvalidArgument(where, ": has ", data_size, " bytes of data but ", descr->s, " ",
@@ -414,8 +414,9 @@ Status SaveNpy(const std::string& path, const Tensor& t) {
   const char* code = NpyCode(t.dtype());
   if (!code)
     return Unsupported("cannot write ", where, ": dtype ", DTypeName(t.dtype()), " has no .npy equivalent");
-  uint64_t nbytes = 0;
-  if (!CheckedByteSize(t.dims(), t.dtype(), &nbytes) || nbytes != t.nbytes() || (nbytes && !t.raw()))
+  auto nb = CheckedByteSize(t.dims(), t.dtype());
+  const uint64_t nbytes = nb.ok() ? static_cast<uint64_t>(*nb) : 0;
+  if (!nb.ok() || nbytes != t.nbytes() || (nbytes && !t.raw()))
     return InvalidArgument("cannot write ", where, ": the tensor holds ", t.nbytes(), " bytes, not matching its shape");
   std::string shape = "(";
   for (size_t i = 0; i < t.dims().size(); ++i) shape += StrCat(i ? ", " : "", t.dims()[i]);

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <limits>
 
 namespace tessera {
 namespace {
@@ -58,18 +57,6 @@ Status WriteFileAtomic(const std::string& path, const std::vector<std::pair<cons
     return IoError("cannot write ", what, ": ", std::strerror(err));
   }
   return Status::Ok();
-}
-
-bool CheckedByteSize(const std::vector<int64_t>& dims, DType dtype, uint64_t* out) {
-  uint64_t n = 1;
-  for (int64_t d : dims) {
-    if (d < 0) return false;
-    if (__builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
-  }
-  if (__builtin_mul_overflow(n, static_cast<uint64_t>(DTypeSize(dtype)), &n)) return false;
-  if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
-  *out = n;
-  return true;
 }
 
 }  // namespace tessera

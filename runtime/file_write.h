@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "graph/dtype.h"
 #include "graph/status.h"
 
 namespace tessera {
@@ -18,9 +17,5 @@ namespace tessera {
 // The temporary file is removed on failure.
 Status WriteFileAtomic(const std::string& path, const std::vector<std::pair<const void*, size_t>>& pieces,
                        const std::string& what);
-
-// Element count x element size of `dims`; false on a negative dim or when the
-// product overflows int64.
-bool CheckedByteSize(const std::vector<int64_t>& dims, DType dtype, uint64_t* out);
 
 }  // namespace tessera

@@ -92,9 +92,9 @@ Status WriteSafetensors(const std::string& path, const std::vector<std::pair<std
     if (dt == nullptr)
       return InvalidArgument(where, ": tensor '", name, "' has dtype ", DTypeName(t->dtype()),
                              ", which safetensors checkpoints do not support (F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
-    uint64_t nbytes = 0;
-    if (!CheckedByteSize(t->dims(), t->dtype(), &nbytes))
-      return InvalidArgument(where, ": tensor '", name, "' has a negative or overflowing shape");
+    auto nb = CheckedByteSize(t->dims(), t->dtype());
+    if (!nb.ok()) return InvalidArgument(where, ": tensor '", name, "' has a negative or overflowing shape");
+    const uint64_t nbytes = static_cast<uint64_t>(*nb);
     if (nbytes != t->nbytes() || (nbytes > 0 && t->raw() == nullptr))
       return InvalidArgument(where, ": tensor '", name, "' holds ", t->nbytes(), " bytes but its shape needs ", nbytes);
     ordered_json info = ordered_json::object();
@@ -225,8 +225,9 @@ Result<SafetensorsContents> ReadSafetensors(const std::string& path) {
     if (e.end > data_size)
       return InvalidArgument(tw, ": data_offsets [", e.begin, ", ", e.end, "] run past the data section (", data_size,
                              " bytes; is the file truncated?)");
-    uint64_t need = 0;
-    if (!CheckedByteSize(e.dims, e.dtype, &need)) return InvalidArgument(tw, ": the shape's byte size overflows");
+    auto nb = CheckedByteSize(e.dims, e.dtype);
+    if (!nb.ok()) return InvalidArgument(tw, ": the shape's byte size overflows");
+    const uint64_t need = static_cast<uint64_t>(*nb);
     if (need != e.end - e.begin)
       return InvalidArgument(tw, ": data_offsets span ", e.end - e.begin, " bytes but ",
                              SafetensorsDTypeName(e.dtype), " ", Shape::FromInts(e.dims).ToString(), " needs ", need);
