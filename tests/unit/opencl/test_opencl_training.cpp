@@ -38,313 +38,17 @@
 #include "runtime/session.h"
 #include "runtime/training_session.h"
 #include "tessera/backend.h"
+#include "tests/unit/opencl/abi_harness.h"
 
 namespace {
 
-// ---- plugins through the ABI ------------------------------------------------------------------
-
-struct Plugin {
-  void* handle = nullptr;
-  const tsr_backend_api* api = nullptr;
-  tsr_backend_t* backend = nullptr;
-  tsr_device_t* device = nullptr;
-  std::string error;  // why unusable
+// A segment of training ops: nodes default to the "tessera" domain.
+struct TSeg : Seg {
+  TSeg() : Seg("tessera") {}
 };
 
-Plugin* Load(const std::string& name) {
-  static std::map<std::string, std::unique_ptr<Plugin>> loaded;
-  auto& slot = loaded[name];
-  if (slot) return slot.get();
-  slot = std::make_unique<Plugin>();
-  Plugin& p = *slot;
-  const std::string path = std::string(TESSERA_BACKEND_BUILD_DIR) + "/libtessera_backend_" + name + ".so";
-  p.handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!p.handle) {
-    p.error = std::string("dlopen failed: ") + dlerror();
-    return &p;
-  }
-  auto entry = reinterpret_cast<tsr_backend_entry_fn>(dlsym(p.handle, TSR_BACKEND_ENTRY_SYMBOL));
-  p.api = entry ? entry(TSR_BACKEND_ABI_VERSION) : nullptr;
-  tsr_error err{};
-  if (!p.api || p.api->init(nullptr, &p.backend, &err) != TSR_OK) {
-    p.error = std::string("init failed: ") + err.message;
-    return &p;
-  }
-  int32_t n = 0;
-  if (p.api->device_count(p.backend, &n, &err) != TSR_OK || n == 0) {
-    p.error = std::string("no device: ") + err.message;
-    return &p;
-  }
-  if (p.api->device_open(p.backend, 0, &p.device, &err) != TSR_OK) p.error = std::string("device_open: ") + err.message;
-  return &p;
-}
-
-struct Attr {
-  std::string name;
-  int32_t type = TSR_ATTR_UNDEFINED;
-  int64_t i = 0;
-  float f = 0;
-  std::string s;
-  std::vector<int64_t> ints;
-};
-Attr AInt(const char* n, int64_t v) {
-  Attr a{n, TSR_ATTR_INT};
-  a.i = v;
-  return a;
-}
-Attr AFloat(const char* n, float v) {
-  Attr a{n, TSR_ATTR_FLOAT};
-  a.f = v;
-  return a;
-}
-Attr AInts(const char* n, std::vector<int64_t> v) {
-  Attr a{n, TSR_ATTR_INTS};
-  a.ints = std::move(v);
-  return a;
-}
-Attr AStr(const char* n, std::string v) {
-  Attr a{n, TSR_ATTR_STRING};
-  a.s = std::move(v);
-  return a;
-}
-
-size_t Size(int32_t dt) { return dt == TSR_DTYPE_I64 ? 8 : 4; }
-int64_t Numel(const std::vector<int64_t>& d) {
-  int64_t n = 1;
-  for (int64_t x : d) n *= x;
-  return n;
-}
-template <typename T>
-std::vector<uint8_t> Bytes(const std::vector<T>& v) {
-  return std::vector<uint8_t>(reinterpret_cast<const uint8_t*>(v.data()),
-                              reinterpret_cast<const uint8_t*>(v.data()) + v.size() * sizeof(T));
-}
-template <typename T>
-std::vector<T> As(const std::vector<uint8_t>& b) {
-  std::vector<T> v(b.size() / sizeof(T));
-  if (!v.empty()) std::memcpy(v.data(), b.data(), v.size() * sizeof(T));
-  return v;
-}
-std::vector<float> Rand(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(gen);
-  return v;
-}
-
-// A one-segment graph view built by hand. Values may alias: an output bound
-// to the same memory as an input (the in-place update of a training session).
-class Seg {
- public:
-  int In(int32_t dt, std::vector<int64_t> dims, std::vector<uint8_t> data) {
-    int v = Add(dt, std::move(dims), TSR_VALUE_GRAPH_INPUT);
-    feeds_[v] = std::move(data);
-    inputs_.push_back(v);
-    return v;
-  }
-  int InF(std::vector<int64_t> dims, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-    const int64_t n = Numel(dims);
-    return In(TSR_DTYPE_F32, std::move(dims), Bytes(Rand(n, seed, lo, hi)));
-  }
-  int InI64(std::vector<int64_t> v) {
-    const int64_t n = static_cast<int64_t>(v.size());
-    return In(TSR_DTYPE_I64, {n}, Bytes(v));
-  }
-  int Const(int32_t dt, std::vector<int64_t> dims, std::vector<uint8_t> data) {
-    int v = Add(dt, std::move(dims), TSR_VALUE_CONSTANT);
-    consts_.push_back(std::move(data));
-    values_[v].const_data = consts_.back().data();
-    values_[v].const_bytes = consts_.back().size();
-    return v;
-  }
-  int Out(int32_t dt, std::vector<int64_t> dims) {
-    int v = Add(dt, std::move(dims), TSR_VALUE_GRAPH_OUTPUT);
-    outputs_.push_back(v);
-    return v;
-  }
-  int OutF(std::vector<int64_t> dims) { return Out(TSR_DTYPE_F32, std::move(dims)); }
-  // Output `out` shares the memory of input `in` (same size).
-  void Alias(int out, int in) { alias_[out] = in; }
-  void Node(const std::string& name, const std::string& op, std::vector<int32_t> in, std::vector<int32_t> out,
-            std::vector<Attr> attrs = {}, const std::string& domain = "tessera", int64_t opset = 17) {
-    nodes_.push_back({name, op, domain, opset, std::move(in), std::move(out), std::move(attrs)});
-  }
-  const tsr_graph_view* View() {
-    nviews_.clear();
-    aviews_.assign(nodes_.size(), {});
-    for (size_t k = 0; k < nodes_.size(); ++k) {
-      auto& n = nodes_[k];
-      for (auto& a : n.attrs) {
-        tsr_attr_view v{};
-        v.name = a.name.c_str();
-        v.type = a.type;
-        v.i = a.i;
-        v.f = a.f;
-        v.s = a.s.data();
-        v.s_len = a.s.size();
-        if (a.type == TSR_ATTR_INTS) {
-          v.count = a.ints.size();
-          v.ints = a.ints.data();
-        }
-        aviews_[k].push_back(v);
-      }
-      tsr_node_view nv{};
-      nv.name = n.name.c_str();
-      nv.domain = n.domain.c_str();
-      nv.op_type = n.op.c_str();
-      nv.opset = n.opset;
-      nv.num_inputs = static_cast<uint32_t>(n.in.size());
-      nv.inputs = n.in.data();
-      nv.num_outputs = static_cast<uint32_t>(n.out.size());
-      nv.outputs = n.out.data();
-      nv.num_attrs = static_cast<uint32_t>(aviews_[k].size());
-      nv.attrs = aviews_[k].data();
-      nviews_.push_back(nv);
-    }
-    view_ = tsr_graph_view{};
-    view_.struct_size = sizeof(view_);
-    view_.num_values = static_cast<uint32_t>(values_.size());
-    view_.values = values_.data();
-    view_.num_nodes = static_cast<uint32_t>(nviews_.size());
-    view_.nodes = nviews_.data();
-    view_.num_inputs = static_cast<uint32_t>(inputs_.size());
-    view_.inputs = inputs_.data();
-    view_.num_outputs = static_cast<uint32_t>(outputs_.size());
-    view_.outputs = outputs_.data();
-    return &view_;
-  }
-  uint64_t NBytes(int v) const { return static_cast<uint64_t>(Numel(dims_[v])) * Size(values_[v].dtype); }
-  size_t num_values() const { return values_.size(); }
-  int32_t dtype(int v) const { return values_[v].dtype; }
-  const std::map<int, std::vector<uint8_t>>& feeds() const { return feeds_; }
-  std::map<int, std::vector<uint8_t>>& mutable_feeds() { return feeds_; }
-  const std::vector<int32_t>& outputs() const { return outputs_; }
-  const std::map<int, int>& aliases() const { return alias_; }
-
- private:
-  struct N {
-    std::string name, op, domain;
-    int64_t opset;
-    std::vector<int32_t> in, out;
-    std::vector<Attr> attrs;
-  };
-  int Add(int32_t dt, std::vector<int64_t> dims, uint32_t flags) {
-    names_.push_back("v" + std::to_string(values_.size()));
-    dims_.push_back(std::move(dims));
-    tsr_value_view v{};
-    v.name = names_.back().c_str();
-    v.dtype = dt;
-    v.rank = static_cast<int32_t>(dims_.back().size());
-    v.dims = dims_.back().data();
-    v.flags = flags;
-    values_.push_back(v);
-    return static_cast<int>(values_.size() - 1);
-  }
-  std::deque<std::string> names_;
-  std::deque<std::vector<int64_t>> dims_;
-  std::deque<std::vector<uint8_t>> consts_;
-  std::vector<tsr_value_view> values_;
-  std::vector<int32_t> inputs_, outputs_;
-  std::vector<N> nodes_;
-  std::vector<std::vector<tsr_attr_view>> aviews_;
-  std::vector<tsr_node_view> nviews_;
-  std::map<int, std::vector<uint8_t>> feeds_;
-  std::map<int, int> alias_;
-  tsr_graph_view view_{};
-};
-
-struct RunResult {
-  int32_t code = TSR_OK;
-  std::string stage, message;
-  std::map<int, std::vector<uint8_t>> outputs;
-  bool ok() const { return code == TSR_OK; }
-  std::string Describe() const { return stage + ": " + message; }
-};
-
-// Claims (every node must be supported), compiles, binds every value at its
-// own 8-byte-aligned offset of ONE arena (aliased outputs at their input's
-// offset) filled with NaN bytes, uploads the feeds, runs, reads the outputs back.
-RunResult RunSeg(Plugin* p, Seg& s) {
-  RunResult r;
-  auto fail = [&](const char* stage, const tsr_error& e) {
-    r.code = e.code ? e.code : TSR_ERR_INTERNAL;
-    r.stage = stage;
-    r.message = e.message;
-    return r;
-  };
-  const tsr_graph_view* v = s.View();
-  tsr_error err{};
-  std::vector<tsr_claim> claims(v->num_nodes);
-  if (p->api->claim(p->device, v, claims.data(), &err) != TSR_OK) return fail("claim", err);
-  for (uint32_t i = 0; i < v->num_nodes; ++i)
-    if (!claims[i].supported) {
-      r.code = TSR_ERR_UNSUPPORTED;
-      r.stage = "claim";
-      r.message = std::string(v->nodes[i].name) + ": " + claims[i].reason;
-      return r;
-    }
-  tsr_executable_t* exe = nullptr;
-  if (p->api->compile(p->device, v, nullptr, &exe, &err) != TSR_OK) return fail("compile", err);
-  uint64_t scratch = 0;
-  if (p->api->executable_scratch_bytes) p->api->executable_scratch_bytes(exe, &scratch, &err);
-  std::vector<uint64_t> off(s.num_values(), 0);
-  uint64_t at = 40;
-  for (size_t i = 0; i < s.num_values(); ++i) {
-    if (s.aliases().count(static_cast<int>(i))) continue;
-    off[i] = at;
-    at += (s.NBytes(static_cast<int>(i)) + 7) / 8 * 8 + 8;
-  }
-  for (const auto& [o, in] : s.aliases()) off[o] = off[in];
-  const uint64_t scratch_off = (at + 63) / 64 * 64;
-  tsr_buffer_t* arena = nullptr;
-  tsr_stream_t* st = nullptr;
-  if (p->api->buffer_alloc(p->device, scratch_off + scratch + 64, 64, &arena, &err) != TSR_OK) {
-    p->api->executable_destroy(exe);
-    return fail("buffer_alloc", err);
-  }
-  p->api->stream_create(p->device, &st, &err);
-  std::vector<tsr_binding> b(s.num_values() + 1, tsr_binding{nullptr, 0});
-  for (size_t i = 0; i < s.num_values(); ++i) b[i] = {arena, off[i]};
-  b[s.num_values()] = {arena, scratch_off};
-  do {
-    // NaN bytes everywhere first: an output element (or scratch) a kernel forgets to write shows up.
-    const std::vector<uint8_t> junk(scratch_off + scratch + 64, 0xFF);
-    if (p->api->copy_h2d(st, arena, 0, junk.data(), junk.size(), &err) != TSR_OK) {
-      fail("copy_h2d", err);
-      break;
-    }
-    bool bad = false;
-    for (const auto& [vi, data] : s.feeds())
-      if (p->api->copy_h2d(st, arena, off[vi], data.data(), data.size(), &err) != TSR_OK) {
-        fail("copy_h2d", err);
-        bad = true;
-        break;
-      }
-    if (bad) break;
-    const uint32_t nb = static_cast<uint32_t>(s.num_values() + (scratch ? 1 : 0));
-    if (p->api->execute(exe, st, b.data(), nb, &err) != TSR_OK) {
-      fail("execute", err);
-      break;
-    }
-    if (p->api->stream_synchronize(st, &err) != TSR_OK) {
-      fail("stream_synchronize", err);
-      break;
-    }
-    for (int o : s.outputs()) {
-      std::vector<uint8_t> host(s.NBytes(o));
-      if (p->api->copy_d2h(st, host.data(), arena, off[o], host.size(), &err) != TSR_OK) {
-        fail("copy_d2h", err);
-        break;
-      }
-      r.outputs[o] = std::move(host);
-    }
-  } while (false);
-  p->api->stream_destroy(st);
-  p->api->buffer_free(arena);
-  p->api->executable_destroy(exe);
-  return r;
-}
+// 8-byte-aligned offsets (the in-place bindings of a training session).
+RunResult RunSeg(Plugin* p, TSeg& s) { return RunSeg(p, s, RunOptions{.misalign = false}); }
 
 // |got - want| <= tol * (1 + |want|) per element; with `scaled`, <= tol * max |want| (for long float sums
 // whose rounding error grows with the summands, not with the result).
@@ -369,7 +73,7 @@ class OpenCLTraining : public ::testing::Test {
     ASSERT_TRUE(cpu_->error.empty()) << "the CPU plugin is the reference: " << cpu_->error;
   }
   // Runs `s` on both plugins (same inputs, same bindings) and compares every output.
-  void Compare(Seg& s, float tol = 1e-5f, bool scaled = false) {
+  void Compare(TSeg& s, float tol = 1e-5f, bool scaled = false) {
     RunResult a = RunSeg(ocl_, s);
     ASSERT_TRUE(a.ok()) << "opencl " << a.Describe();
     RunResult b = RunSeg(cpu_, s);
@@ -380,7 +84,7 @@ class OpenCLTraining : public ::testing::Test {
     }
   }
   // Expects the OpenCL plugin to fail at `stage` with a message containing `what`.
-  void ExpectError(Seg& s, const std::string& stage, const std::string& what) {
+  void ExpectError(TSeg& s, const std::string& stage, const std::string& what) {
     RunResult a = RunSeg(ocl_, s);
     ASSERT_FALSE(a.ok()) << "expected an error mentioning '" << what << "'";
     EXPECT_EQ(a.stage, stage) << a.Describe();
@@ -415,7 +119,7 @@ TEST_F(OpenCLTraining, SoftmaxCrossEntropyAndGrad) {
     if (c.ignore) attrs.push_back(AInt("ignore_index", -1));
     if (c.smooth) attrs.push_back(AFloat("label_smoothing", 0.1f));
     const std::vector<int64_t> ld = c.red == std::string("none") ? std::vector<int64_t>{N} : std::vector<int64_t>{};
-    Seg s;
+    TSeg s;
     int x = s.InF({N, C}, 1, -4, 4);
     int l = c.i32 ? s.In(TSR_DTYPE_I32, {N}, Bytes(std::vector<int32_t>(lab.begin(), lab.end()))) : s.InI64(lab);
     int dl = s.InF(ld, 2, 0.5f, 1.5f);
@@ -432,7 +136,7 @@ TEST_F(OpenCLTraining, MseAndGrad) {
     SCOPED_TRACE(red);
     const bool none = std::string(red) == "none";
     const std::vector<int64_t> d = {5, 9}, ld = none ? d : std::vector<int64_t>{};
-    Seg s;
+    TSeg s;
     int p = s.InF(d, 3), t = s.InF(d, 4), dl = s.InF(ld, 5);
     int loss = s.OutF(ld), dp = s.OutF(d);
     s.Node("mse", "MSE", {p, t}, {loss}, {AStr("reduction", red)});
@@ -452,7 +156,7 @@ TEST_F(OpenCLTraining, SgdUpdateInPlace) {
                         Case{0.f, 0.f, 0.001f, 0}}) {
     SCOPED_TRACE("momentum " + std::to_string(c.mom) + " nesterov " + std::to_string(c.nesterov));
     const std::vector<int64_t> d = {37, 11};
-    Seg s;
+    TSeg s;
     int p = s.InF(d, 10), g = s.InF(d, 11);
     int lr = s.In(TSR_DTYPE_F32, {}, Bytes(std::vector<float>{0.05f}));
     std::vector<int32_t> in = {p, g, lr}, out;
@@ -477,7 +181,7 @@ TEST_F(OpenCLTraining, AdamWUpdateInPlace) {
   for (int32_t step_dt : {TSR_DTYPE_F32, TSR_DTYPE_I64}) {
     SCOPED_TRACE(step_dt == TSR_DTYPE_F32 ? "f32 step" : "i64 step");
     const std::vector<int64_t> d = {129};
-    Seg s;
+    TSeg s;
     int p = s.InF(d, 20), g = s.InF(d, 21), m = s.InF(d, 22, -0.1f, 0.1f), v = s.InF(d, 23, 0.f, 0.01f);
     int lr = s.In(TSR_DTYPE_F32, {1}, Bytes(std::vector<float>{1e-3f}));
     int st = step_dt == TSR_DTYPE_F32 ? s.In(TSR_DTYPE_F32, {}, Bytes(std::vector<float>{3.f}))
@@ -494,7 +198,7 @@ TEST_F(OpenCLTraining, AdamWUpdateInPlace) {
 TEST_F(OpenCLTraining, GlobalNormClipInPlace) {
   for (float max_norm : {0.5f, 1000.f}) {  // clipping, and a norm below the limit (scale 1)
     SCOPED_TRACE(max_norm);
-    Seg s;
+    TSeg s;
     int a = s.InF({300}, 30), b = s.InF({7, 3}, 31), c = s.InF({1}, 32);
     int ao = s.OutF({300}), bo = s.OutF({7, 3}), co = s.OutF({1}), norm = s.OutF({});
     s.Alias(ao, a);
@@ -507,7 +211,7 @@ TEST_F(OpenCLTraining, GlobalNormClipInPlace) {
 
 TEST_F(OpenCLTraining, BatchNormTrainingModeWithRunningStatsInPlace) {
   const std::vector<int64_t> d = {6, 5, 4, 3};
-  Seg s;
+  TSeg s;
   int x = s.InF(d, 40, -2, 3), sc = s.InF({5}, 41), bb = s.InF({5}, 42), rm = s.InF({5}, 43),
       rv = s.InF({5}, 44, 0.5f, 2.f);
   int y = s.OutF(d), rmo = s.OutF({5}), rvo = s.OutF({5});
@@ -517,7 +221,7 @@ TEST_F(OpenCLTraining, BatchNormTrainingModeWithRunningStatsInPlace) {
          {AInt("training_mode", 1), AFloat("momentum", 0.8f), AFloat("epsilon", 1e-3f)}, "", 15);
   Compare(s, 2e-6f);
   // Inference mode still runs (the kernels_nn.cpp kernel).
-  Seg t;
+  TSeg t;
   int xi = t.InF(d, 45), si = t.InF({5}, 46), bi = t.InF({5}, 47), mi = t.InF({5}, 48), vi = t.InF({5}, 49, 0.5f, 2);
   int yi = t.OutF(d);
   t.Node("bn_inf", "BatchNormalization", {xi, si, bi, mi, vi}, {yi}, {}, "", 15);
@@ -528,7 +232,7 @@ TEST_F(OpenCLTraining, BatchNormGrad) {
   for (int training : {1, 0}) {
     SCOPED_TRACE(training ? "training" : "inference");
     const std::vector<int64_t> d = {4, 3, 5, 2};
-    Seg s;
+    TSeg s;
     int dy = s.InF(d, 50), x = s.InF(d, 51, -1, 2), sc = s.InF({3}, 52), m = s.InF({3}, 53),
         v = s.InF({3}, 54, 0.5f, 2);
     int dx = s.OutF(d), ds = s.OutF({3}), db = s.OutF({3});
@@ -555,7 +259,7 @@ TEST_F(OpenCLTraining, PoolGrads) {
     for (const char* op : {"MaxPoolGrad", "AveragePoolGrad"}) {
       if (std::string(op) == "MaxPoolGrad" && c.include_pad) continue;
       SCOPED_TRACE(std::string(op) + " case " + std::to_string(k));
-      Seg s;
+      TSeg s;
       int dy = s.InF(c.y, 60 + static_cast<uint32_t>(k));
       // Quantized x: ties inside windows check the first-maximum rule.
       std::vector<float> xv = Rand(Numel(c.x), 70 + static_cast<uint32_t>(k), -2, 2);
@@ -590,7 +294,7 @@ TEST_F(OpenCLTraining, ConvGrads) {
     SCOPED_TRACE("case " + std::to_string(k));
     std::vector<Attr> base = {AInts("strides", c.strides), AInts("pads", c.pads), AInts("dilations", c.dil),
                               AInt("group", c.group)};
-    Seg s;
+    TSeg s;
     int dy = s.InF(c.y, 80 + static_cast<uint32_t>(k)), w = s.InF(c.w, 90 + static_cast<uint32_t>(k)),
         x = s.InF(c.x, 100 + static_cast<uint32_t>(k));
     int dx = s.OutF(c.x), dw = s.OutF(c.w);
@@ -603,7 +307,7 @@ TEST_F(OpenCLTraining, ConvGrads) {
     Compare(s, 1e-5f, /*scaled=*/true);
     if (c.group == 1 && k < 2) {  // the direct kernels (used for groups) on the same geometry
       SCOPED_TRACE("tessera_force_loops=1");
-      Seg d;
+      TSeg d;
       int dy2 = d.InF(c.y, 80 + static_cast<uint32_t>(k)), w2 = d.InF(c.w, 90 + static_cast<uint32_t>(k)),
           x2 = d.InF(c.x, 100 + static_cast<uint32_t>(k));
       int dx2 = d.OutF(c.x), dw2 = d.OutF(c.w);
@@ -619,7 +323,7 @@ TEST_F(OpenCLTraining, ConvGrads) {
 TEST_F(OpenCLTraining, GeluSoftmaxLayerNormGrads) {
   for (const char* ap : {"none", "tanh"}) {
     SCOPED_TRACE(std::string("GeluGrad ") + ap);
-    Seg s;
+    TSeg s;
     int dy = s.InF({6, 17}, 110), x = s.InF({6, 17}, 111, -4, 4);
     int dx = s.OutF({6, 17});
     s.Node("gelu_grad", "GeluGrad", {dy, x}, {dx}, {AStr("approximate", ap)});
@@ -634,7 +338,7 @@ TEST_F(OpenCLTraining, GeluSoftmaxLayerNormGrads) {
                  std::to_string(c.coerce));
     const std::vector<int64_t> d = {3, 5, 7};
     // y must be a softmax (or log-softmax) output for the formula to matter; any values test the arithmetic.
-    Seg s;
+    TSeg s;
     int dy = s.InF(d, 120), y = s.InF(d, 121, c.log ? -3.f : 0.f, c.log ? 0.f : 1.f);
     int dx = s.OutF(d);
     s.Node("softmax_grad", "SoftmaxGrad", {dy, y}, {dx},
@@ -650,7 +354,7 @@ TEST_F(OpenCLTraining, GeluSoftmaxLayerNormGrads) {
     SCOPED_TRACE("LayerNormGrad axis " + std::to_string(c.axis));
     int64_t dd = 1;
     for (size_t i = static_cast<size_t>(c.axis < 0 ? c.x.size() - 1 : c.axis); i < c.x.size(); ++i) dd *= c.x[i];
-    Seg s;
+    TSeg s;
     int dy = s.InF(c.x, 130), x = s.InF(c.x, 131, -2, 3), sc = s.InF({dd}, 132);
     int dx = s.OutF(c.x);
     std::vector<int32_t> outs = {dx};
@@ -666,7 +370,7 @@ TEST_F(OpenCLTraining, GeluSoftmaxLayerNormGrads) {
 TEST_F(OpenCLTraining, SumAndPadOfGradientGraphs) {
   for (int n : {1, 2, 3, 4, 6}) {
     SCOPED_TRACE("Sum of " + std::to_string(n));
-    Seg s;
+    TSeg s;
     std::vector<int32_t> ins;
     for (int i = 0; i < n; ++i) ins.push_back(s.InF({5, 7}, 140 + static_cast<uint32_t>(i)));
     int y = s.OutF({5, 7});
@@ -674,7 +378,7 @@ TEST_F(OpenCLTraining, SumAndPadOfGradientGraphs) {
     Compare(s, 1e-6f);
   }
   {
-    Seg s;  // pads as a constant input (opset 13), a constant value, negative pads crop
+    TSeg s;  // pads as a constant input (opset 13), a constant value, negative pads crop
     int x = s.InF({3, 4, 5}, 150);
     const std::vector<int64_t> pads = {0, 1, -1, 2, 0, 2};
     int p = s.Const(TSR_DTYPE_I64, {6}, Bytes(pads));
@@ -684,7 +388,7 @@ TEST_F(OpenCLTraining, SumAndPadOfGradientGraphs) {
     Compare(s, 0.f);
   }
   {
-    Seg s;  // attribute pads (opset 2)
+    TSeg s;  // attribute pads (opset 2)
     int x = s.InF({2, 3}, 151);
     int y = s.OutF({3, 7});
     s.Node("pad2", "Pad", {x}, {y}, {AInts("pads", {1, 2, 0, 2})}, "", 2);
@@ -694,7 +398,7 @@ TEST_F(OpenCLTraining, SumAndPadOfGradientGraphs) {
 
 TEST_F(OpenCLTraining, GatherAndSliceGrads) {
   {
-    Seg s;  // embedding rows: axis 0, repeated and negative indices
+    TSeg s;  // embedding rows: axis 0, repeated and negative indices
     int dy = s.InF({6, 4}, 160);
     int ix = s.InI64({2, 0, 2, -1, 4, 2});
     int dx = s.OutF({5, 4});
@@ -702,7 +406,7 @@ TEST_F(OpenCLTraining, GatherAndSliceGrads) {
     Compare(s, 1e-6f);
   }
   {
-    Seg s;  // axis 1, i32 indices of shape [2, 2]
+    TSeg s;  // axis 1, i32 indices of shape [2, 2]
     int dy = s.InF({3, 2, 2, 5}, 161);
     int ix = s.In(TSR_DTYPE_I32, {2, 2}, Bytes(std::vector<int32_t>{1, 0, 1, 3}));
     int dx = s.OutF({3, 4, 5});
@@ -716,7 +420,7 @@ TEST_F(OpenCLTraining, GatherAndSliceGrads) {
                       Sl{{5, 7, 4}, {2, 4, 4}, {4, 6}, {0, -100}, {0, 1}, {-2, -2}},
                       Sl{{5, 7}, {5, 0}, {3}, {2}, {1}, {1}}}) {
     SCOPED_TRACE("SliceGrad x " + std::to_string(c.x.size()) + "-D, y " + std::to_string(Numel(c.y)));
-    Seg s;
+    TSeg s;
     int dy = s.InF(c.y, 170), x = s.InF(c.x, 171);
     const int64_t k = static_cast<int64_t>(c.starts.size());
     int st = s.Const(TSR_DTYPE_I64, {k}, Bytes(c.starts)), en = s.Const(TSR_DTYPE_I64, {k}, Bytes(c.ends));
@@ -730,18 +434,18 @@ TEST_F(OpenCLTraining, GatherAndSliceGrads) {
 // ---- bad inputs --------------------------------------------------------------------------------------
 
 TEST_F(OpenCLTraining, LabelOrIndexOutOfRangeFailsNamingTheNode) {
-  Seg s;
+  TSeg s;
   int x = s.InF({4, 3}, 1);
   int l = s.InI64({0, 1, 3, 2});  // 3 is outside [0, 3)
   int loss = s.OutF({});
   s.Node("my_loss", "SoftmaxCrossEntropy", {x, l}, {loss});
   ExpectError(s, "execute", "my_loss");
-  Seg g;
+  TSeg g;
   int dl = g.InF({}, 2), xg = g.InF({4, 3}, 3), lg = g.InI64({0, -5, 1, 2});
   int dx = g.OutF({4, 3});
   g.Node("my_grad", "SoftmaxCrossEntropyGrad", {dl, xg, lg}, {dx});
   ExpectError(g, "execute", "my_grad");
-  Seg e;
+  TSeg e;
   int dy = e.InF({3, 2}, 4), ix = e.InI64({0, 7, 1});  // 7 is outside [-5, 5)
   int dx2 = e.OutF({5, 2});
   e.Node("embed_grad", "GatherGrad", {dy, ix}, {dx2}, {AInts("data_shape", {5, 2})});
@@ -749,7 +453,7 @@ TEST_F(OpenCLTraining, LabelOrIndexOutOfRangeFailsNamingTheNode) {
 }
 
 TEST_F(OpenCLTraining, AdamWStepBelowOneFails) {
-  Seg s;
+  TSeg s;
   int p = s.InF({4}, 1), g = s.InF({4}, 2), m = s.InF({4}, 3), v = s.InF({4}, 4, 0, 1);
   int lr = s.In(TSR_DTYPE_F32, {}, Bytes(std::vector<float>{0.1f}));
   int st = s.In(TSR_DTYPE_F32, {}, Bytes(std::vector<float>{0.f}));
@@ -760,7 +464,7 @@ TEST_F(OpenCLTraining, AdamWStepBelowOneFails) {
 
 TEST_F(OpenCLTraining, BadAttributesAndShapesFailAtCompile) {
   {
-    Seg s;  // momentum without a momentum buffer
+    TSeg s;  // momentum without a momentum buffer
     int p = s.InF({4}, 1), g = s.InF({4}, 2);
     int lr = s.In(TSR_DTYPE_F32, {}, Bytes(std::vector<float>{0.1f}));
     int po = s.OutF({4});
@@ -768,7 +472,7 @@ TEST_F(OpenCLTraining, BadAttributesAndShapesFailAtCompile) {
     ExpectError(s, "compile", "momentum_buf");
   }
   {
-    Seg s;  // param and grad of different shapes
+    TSeg s;  // param and grad of different shapes
     int p = s.InF({4}, 1), g = s.InF({5}, 2);
     int lr = s.In(TSR_DTYPE_F32, {}, Bytes(std::vector<float>{0.1f}));
     int po = s.OutF({4});
@@ -776,14 +480,14 @@ TEST_F(OpenCLTraining, BadAttributesAndShapesFailAtCompile) {
     ExpectError(s, "compile", "same shape");
   }
   {
-    Seg s;  // dY does not fit the forward convolution
+    TSeg s;  // dY does not fit the forward convolution
     int dy = s.InF({1, 2, 5, 5}, 1), w = s.InF({2, 1, 3, 3}, 2);
     int dx = s.OutF({1, 1, 8, 8});
     s.Node("cgi_bad", "ConvGradInput", {dy, w}, {dx}, {AInts("input_shape", {1, 1, 8, 8})});
     ExpectError(s, "compile", "cgi_bad");
   }
   {
-    Seg s;  // input_shape attribute that differs from the output
+    TSeg s;  // input_shape attribute that differs from the output
     int dy = s.InF({1, 2, 8, 8}, 1), w = s.InF({2, 1, 3, 3}, 2);
     int dx = s.OutF({1, 1, 8, 8});
     s.Node("cgi_attr", "ConvGradInput", {dy, w}, {dx},
@@ -791,14 +495,14 @@ TEST_F(OpenCLTraining, BadAttributesAndShapesFailAtCompile) {
     ExpectError(s, "compile", "input_shape");
   }
   {
-    Seg s;  // clipping without max_norm
+    TSeg s;  // clipping without max_norm
     int a = s.InF({4}, 1);
     int ao = s.OutF({4}), n = s.OutF({});
     s.Node("clip_nomax", "GlobalNormClip", {a}, {ao, n});
     ExpectError(s, "compile", "max_norm");
   }
   {
-    Seg s;  // f64 step: not claimed, with the reason
+    TSeg s;  // f64 step: not claimed, with the reason
     int p = s.InF({4}, 1), g = s.InF({4}, 2), m = s.InF({4}, 3), v = s.InF({4}, 4, 0, 1);
     int lr = s.In(TSR_DTYPE_F32, {}, Bytes(std::vector<float>{0.1f}));
     int st = s.In(TSR_DTYPE_F64, {}, Bytes(std::vector<double>{1.0}));
