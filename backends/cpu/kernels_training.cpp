@@ -156,6 +156,21 @@ Err CheckLabels(const SceParams& p, const void* labels, int64_t* count) {
   return Err::Ok();
 }
 
+// A kernel over f32 or f64 data: Run calls the derived class's
+// `template <typename T> Err Go(in, out) const` for the node's dtype.
+template <class Derived>
+class FloatKernel : public Kernel {
+ public:
+  explicit FloatKernel(int32_t dt) : dt_(dt) {}
+  Err Run(const void* const* in, void* const* out) const override {
+    const Derived& d = static_cast<const Derived&>(*this);
+    return dt_ == TSR_DTYPE_F64 ? d.template Go<double>(in, out) : d.template Go<float>(in, out);
+  }
+
+ protected:
+  int32_t dt_;
+};
+
 class SceKernel : public Kernel {
  public:
   explicit SceKernel(SceParams p) : p_(std::move(p)) {}
@@ -277,14 +292,12 @@ Err CreateSceGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // ---- MSE (+Grad) ----------------------------------------------------------------------------
 
-class MseKernel : public Kernel {
+class MseKernel : public FloatKernel<MseKernel> {
  public:
-  MseKernel(int32_t dt, Red r, int64_t n, bool grad) : dt_(dt), red_(r), n_(n), grad_(grad) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+  MseKernel(int32_t dt, Red r, int64_t n, bool grad) : FloatKernel(dt), red_(r), n_(n), grad_(grad) {}
 
  private:
+  friend FloatKernel<MseKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     if (!grad_) {
@@ -311,7 +324,6 @@ class MseKernel : public Kernel {
     }
     return Err::Ok();
   }
-  int32_t dt_;
   Red red_;
   int64_t n_;
   bool grad_;
@@ -338,17 +350,15 @@ Err CreateMse(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // ---- optimizers -----------------------------------------------------------------------------
 
-class SgdKernel : public Kernel {
+class SgdKernel : public FloatKernel<SgdKernel> {
  public:
   SgdKernel(int32_t dt, int32_t lr_dt, int64_t n, double mom, double damp, bool nesterov, double wd, bool has_buf,
             bool has_buf_out)
-      : dt_(dt), lr_dt_(lr_dt), n_(n), mom_(mom), damp_(damp), nesterov_(nesterov), wd_(wd), has_buf_(has_buf),
+      : FloatKernel(dt), lr_dt_(lr_dt), n_(n), mom_(mom), damp_(damp), nesterov_(nesterov), wd_(wd), has_buf_(has_buf),
         has_buf_out_(has_buf_out) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
 
  private:
+  friend FloatKernel<SgdKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const double lr = ReadScalar(lr_dt_, in[2]);
@@ -389,7 +399,7 @@ class SgdKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_, lr_dt_;
+  int32_t lr_dt_;
   int64_t n_;
   double mom_, damp_;
   bool nesterov_;
@@ -429,16 +439,14 @@ Err CreateSgd(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // PyTorch's AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-class AdamWKernel : public Kernel {
+class AdamWKernel : public FloatKernel<AdamWKernel> {
  public:
   AdamWKernel(int32_t dt, int32_t lr_dt, int32_t step_dt, int64_t n, double b1, double b2, double eps, double wd,
               std::string who)
-      : dt_(dt), lr_dt_(lr_dt), step_dt_(step_dt), n_(n), b1_(b1), b2_(b2), eps_(eps), wd_(wd), who_(std::move(who)) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+      : FloatKernel(dt), lr_dt_(lr_dt), step_dt_(step_dt), n_(n), b1_(b1), b2_(b2), eps_(eps), wd_(wd), who_(std::move(who)) {}
 
  private:
+  friend FloatKernel<AdamWKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const double lr = ReadScalar(lr_dt_, in[4]);
@@ -468,7 +476,7 @@ class AdamWKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_, lr_dt_, step_dt_;
+  int32_t lr_dt_, step_dt_;
   int64_t n_;
   double b1_, b2_, eps_, wd_;
   std::string who_;
@@ -500,14 +508,12 @@ Err CreateAdamW(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 }
 
 // g_i' = g_i * min(1, max_norm / (||(g_1..g_N)||_2 + 1e-6)) (PyTorch's clip_grad_norm_).
-class ClipKernel : public Kernel {
+class ClipKernel : public FloatKernel<ClipKernel> {
  public:
-  ClipKernel(int32_t dt, std::vector<int64_t> n, double max_norm) : dt_(dt), n_(std::move(n)), max_(max_norm) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+  ClipKernel(int32_t dt, std::vector<int64_t> n, double max_norm) : FloatKernel(dt), n_(std::move(n)), max_(max_norm) {}
 
  private:
+  friend FloatKernel<ClipKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     double ss = 0;
@@ -526,7 +532,6 @@ class ClipKernel : public Kernel {
     if (out[n_.size()]) *static_cast<T*>(out[n_.size()]) = static_cast<T>(norm);
     return Err::Ok();
   }
-  int32_t dt_;
   std::vector<int64_t> n_;
   double max_;
 };
@@ -554,14 +559,12 @@ Err CreateClip(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // ---- GeluGrad, SoftmaxGrad -------------------------------------------------------------------
 
-class GeluGradKernel : public Kernel {
+class GeluGradKernel : public FloatKernel<GeluGradKernel> {
  public:
-  GeluGradKernel(int32_t dt, int64_t n, bool tanh_approx) : dt_(dt), n_(n), tanh_(tanh_approx) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+  GeluGradKernel(int32_t dt, int64_t n, bool tanh_approx) : FloatKernel(dt), n_(n), tanh_(tanh_approx) {}
 
  private:
+  friend FloatKernel<GeluGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -586,7 +589,6 @@ class GeluGradKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_;
   int64_t n_;
   bool tanh_;
 };
@@ -606,14 +608,12 @@ Err CreateGeluGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 }
 
 // dx = dy where x_or_y > 0, else 0 (also 0 where x_or_y is NaN).
-class ReluGradKernel : public Kernel {
+class ReluGradKernel : public FloatKernel<ReluGradKernel> {
  public:
-  ReluGradKernel(int32_t dt, int64_t n) : dt_(dt), n_(n) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+  ReluGradKernel(int32_t dt, int64_t n) : FloatKernel(dt), n_(n) {}
 
  private:
+  friend FloatKernel<ReluGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -628,7 +628,6 @@ class ReluGradKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_;
   int64_t n_;
 };
 
@@ -646,15 +645,13 @@ Err CreateReluGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 }
 
 // Softmax: dx = y * (dy - sum(dy * y)); LogSoftmax: dx = dy - exp(y) * sum(dy).
-class SoftmaxGradKernel : public Kernel {
+class SoftmaxGradKernel : public FloatKernel<SoftmaxGradKernel> {
  public:
   SoftmaxGradKernel(int32_t dt, int64_t outer, int64_t len, int64_t inner, bool log)
-      : dt_(dt), outer_(outer), len_(len), inner_(inner), log_(log) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+      : FloatKernel(dt), outer_(outer), len_(len), inner_(inner), log_(log) {}
 
  private:
+  friend FloatKernel<SoftmaxGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -677,7 +674,6 @@ class SoftmaxGradKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_;
   int64_t outer_, len_, inner_;
   bool log_;
 };
@@ -709,15 +705,13 @@ Err CreateSoftmaxGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // ---- LayerNormGrad, BatchNormGrad ---------------------------------------------------------------
 
-class LayerNormGradKernel : public Kernel {
+class LayerNormGradKernel : public FloatKernel<LayerNormGradKernel> {
  public:
   LayerNormGradKernel(int32_t dt, int64_t rows, int64_t d, double eps, size_t nout)
-      : dt_(dt), rows_(rows), d_(d), eps_(eps), nout_(nout) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+      : FloatKernel(dt), rows_(rows), d_(d), eps_(eps), nout_(nout) {}
 
  private:
+  friend FloatKernel<LayerNormGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -770,7 +764,6 @@ class LayerNormGradKernel : public Kernel {
     }
     return Err::Ok();
   }
-  int32_t dt_;
   int64_t rows_, d_;
   double eps_;
   size_t nout_;  // the node's output count (out[] has this many entries)
@@ -828,15 +821,13 @@ void BnPlaneSums(const T* x, const T* dy, int64_t S, double k, double* out) {
 // Two parallel passes over the N*C planes (per-plane sums, then dx), each
 // plane's sums reduced per channel in a fixed order: results do not depend on
 // the thread count.
-class BatchNormGradKernel : public Kernel {
+class BatchNormGradKernel : public FloatKernel<BatchNormGradKernel> {
  public:
   BatchNormGradKernel(int32_t dt, int64_t n, int64_t c, int64_t s, double eps, bool training, size_t nout)
-      : dt_(dt), n_(n), c_(c), s_(s), eps_(eps), training_(training), nout_(nout) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+      : FloatKernel(dt), n_(n), c_(c), s_(s), eps_(eps), training_(training), nout_(nout) {}
 
  private:
+  friend FloatKernel<BatchNormGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -902,7 +893,6 @@ class BatchNormGradKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_;
   int64_t n_, c_, s_;
   double eps_;
   bool training_;
@@ -1016,10 +1006,10 @@ Err ParseWindow(const NodeArgs& a, const std::vector<int64_t>& xdims, const std:
   return Err::Ok();
 }
 
-class PoolGradKernel : public Kernel {
+class PoolGradKernel : public FloatKernel<PoolGradKernel> {
  public:
   PoolGradKernel(int32_t dt, int64_t planes, Window w, std::vector<int64_t> pad_end, bool max, bool include_pad)
-      : dt_(dt), planes_(planes), w_(std::move(w)), pad_end_(std::move(pad_end)), max_(max), include_pad_(include_pad) {
+      : FloatKernel(dt), planes_(planes), w_(std::move(w)), pad_end_(std::move(pad_end)), max_(max), include_pad_(include_pad) {
     idx_ = w_.IndexTable();
     const int64_t OS = w_.out_size(), KS = w_.k_size();
     vidx_.assign(idx_.size(), 0);
@@ -1035,11 +1025,9 @@ class PoolGradKernel : public Kernel {
       div_[o] = include_pad_ ? w_.PaddedCount(o, pad_end_) : cnt;
     }
   }
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
 
  private:
+  friend FloatKernel<PoolGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -1082,7 +1070,6 @@ class PoolGradKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_;
   int64_t planes_;
   Window w_;
   std::vector<int64_t> pad_end_;
@@ -1115,15 +1102,13 @@ Err CreatePoolGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // dX[n, g*Cg+c, i] += dY[n, g*Mg+m, o] * W[g*Mg+m, c, k]  and
 // dW[g*Mg+m, c, k]  += dY[n, g*Mg+m, o] * X[n, g*Cg+c, i]  over (o, k) with i = InIndex(o, k).
-class ConvGradKernel : public Kernel {
+class ConvGradKernel : public FloatKernel<ConvGradKernel> {
  public:
   ConvGradKernel(int32_t dt, bool weight, int64_t n, int64_t c, int64_t m, int64_t groups, Window w)
-      : dt_(dt), weight_(weight), n_(n), c_(c), m_(m), g_(groups), w_(std::move(w)), idx_(w_.IndexTable()) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+      : FloatKernel(dt), weight_(weight), n_(n), c_(c), m_(m), g_(groups), w_(std::move(w)), idx_(w_.IndexTable()) {}
 
  private:
+  friend FloatKernel<ConvGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -1186,7 +1171,6 @@ class ConvGradKernel : public Kernel {
     }
     return Err::Ok();
   }
-  int32_t dt_;
   bool weight_;
   int64_t n_, c_, m_, g_;
   Window w_;
@@ -1300,15 +1284,13 @@ Err CreateConvGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
 
 // ---- GatherGrad ---------------------------------------------------------------------------------
 
-class GatherGradKernel : public Kernel {
+class GatherGradKernel : public FloatKernel<GatherGradKernel> {
  public:
   GatherGradKernel(int32_t dt, int32_t idt, int64_t outer, int64_t axis_len, int64_t ni, int64_t inner, std::string who)
-      : dt_(dt), idt_(idt), outer_(outer), len_(axis_len), ni_(ni), inner_(inner), who_(std::move(who)) {}
-  Err Run(const void* const* in, void* const* out) const override {
-    return dt_ == TSR_DTYPE_F64 ? Go<double>(in, out) : Go<float>(in, out);
-  }
+      : FloatKernel(dt), idt_(idt), outer_(outer), len_(axis_len), ni_(ni), inner_(inner), who_(std::move(who)) {}
 
  private:
+  friend FloatKernel<GatherGradKernel>;
   template <typename T>
   Err Go(const void* const* in, void* const* out) const {
     const T* dy = static_cast<const T*>(in[0]);
@@ -1334,7 +1316,7 @@ class GatherGradKernel : public Kernel {
     });
     return Err::Ok();
   }
-  int32_t dt_, idt_;
+  int32_t idt_;
   int64_t outer_, len_, ni_, inner_;
   std::string who_;
 };
