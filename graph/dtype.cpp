@@ -159,6 +159,21 @@ uint16_t FloatToBF16(float f) {
   return (uint16_t)(x >> 16);
 }
 
+void FloatToBF16Array(const float* src, uint16_t* dst, int64_t n) {
+  // The scalar rule without branches, so the loop vectorizes.
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t x;
+    std::memcpy(&x, src + i, 4);
+    const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    const uint32_t quiet_nan = (x >> 16) | 0x40u;
+    dst[i] = (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
+  }
+}
+
+void FloatToHalfArray(const float* src, uint16_t* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = FloatToHalf(src[i]);
+}
+
 // ---- minifloats -------------------------------------------------------------------
 // (A second copy of these conversions lives in backends/common/plugin_util.h,
 // which may not include graph/; tests/unit/graph/test_dtypes.cpp checks that

@@ -69,6 +69,11 @@ float HalfToFloat(uint16_t h);
 uint16_t FloatToHalf(float f);
 float BF16ToFloat(uint16_t b);
 uint16_t FloatToBF16(float f);
+// Bulk forms of the two above (n >= 0 elements, no overlap): bit-identical to the scalar
+// ones element by element, written to vectorize (weight conversion at
+// compile time).
+void FloatToBF16Array(const float* src, uint16_t* dst, int64_t n);
+void FloatToHalfArray(const float* src, uint16_t* dst, int64_t n);
 
 // The narrow float formats ("minifloats": the float8 family except e8m0, and
 // f4e2m1). MiniFloatToFloat decodes a bit pattern (NaN for NaN codes).

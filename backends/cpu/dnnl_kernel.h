@@ -6,9 +6,11 @@
 // this (the core never sees dnnl).
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,6 +55,7 @@ struct Operand {
   bool needs_reorder = false;
   dnnl::reorder reorder;     // user->prim (inputs) or prim->user (outputs)
   size_t scratch_offset = 0; // the reordered copy's place in per-run scratch
+  size_t prim_bytes = 0;     // prim_md.get_size()
   memory fixed;              // kFixed: constant data in prim_md layout
   int init_input = -1;       // kOutput: node input copied into dst before the primitive (sum post-op)
   const void* init_const = nullptr;  // that input's constant data, when it is constant
@@ -61,7 +64,9 @@ struct Operand {
   dnnl::reorder init_reorder;  // init_md -> prim_md (when init_needs_reorder)
 };
 
-// A primitive plus its operands. Immutable after Finish(); Run() is reentrant.
+// A primitive plus its operands. Immutable after Finish(); Run() is
+// reentrant: the only state it touches is its binding slots (Bound), each
+// held by one thread at a time, with a per-call fallback when all are busy.
 class DnnlKernel final : public Kernel {
  public:
   using Hook = std::function<void(const void* const* in, void* const* out)>;
@@ -152,80 +157,30 @@ class DnnlKernel final : public Kernel {
     // Scratch layout: [scratchpad (shared by the primitive and reorders)]
     // [reordered operand 0] [reordered operand 1] ...
     size_t off = du::AlignUp(scratchpad_bytes_);
-    for (Operand& op : ops_)
+    for (Operand& op : ops_) {
+      op.prim_bytes = op.prim_md.get_size();
       if (op.needs_reorder) {
         op.scratch_offset = off;
-        off += du::AlignUp(op.prim_md.get_size());
+        off += du::AlignUp(op.prim_bytes);
       }
+    }
     scratch_total_ = off;
   }
 
+  // Run binds the caller's buffers to memory objects kept in a binding slot
+  // (see Bound) instead of creating them per run: with the same buffers as
+  // last time (a session's arena, this thread's scratch) a run is the
+  // reorders and the primitive and nothing else.
   Err Run(const void* const* in, void* const* out) const override {
+    SlotLease lease(*this);
     try {
-      uint8_t* scratch = scratch_total_ ? du::ThreadScratch(scratch_total_) : nullptr;
-      if (scratch_total_ && !scratch)
-        return MakeErr(TSR_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes of scratch", what_.c_str(),
-                       scratch_total_);
-      const dnnl::engine& eng = du::Engine();
-      dnnl::stream& st = du::ThreadStream();
-      if (pre_) pre_(in, out);
-      std::unordered_map<int, memory> args;
-      memory sp;
-      if (scratchpad_bytes_) {
-        sp = memory(memory::desc({static_cast<int64_t>(scratchpad_bytes_)}, memory::data_type::u8,
-                                 memory::format_tag::x),
-                    eng, scratch);
+      if (lease.slot >= 0) {
+        std::unique_ptr<Bound>& b = slots_[lease.slot].bound;
+        if (!b) b = std::make_unique<Bound>();
+        return RunBound(*b, in, out);
       }
-      // Output reorders to run after the primitive.
-      std::vector<std::pair<const Operand*, std::pair<memory, memory>>> outs;
-      for (const Operand& op : ops_) {
-        if (op.source == Operand::kFixed) {
-          args[op.dnnl_arg] = op.fixed;
-          continue;
-        }
-        void* p = op.source == Operand::kInput ? const_cast<void*>(in[op.index]) : out[op.index];
-        if (!p)
-          return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: %s %d has no data", what_.c_str(),
-                         op.source == Operand::kInput ? "input" : "output", op.index);
-        const void* init = nullptr;
-        if (op.init_input >= 0) {
-          init = op.init_const ? op.init_const : in[op.init_input];
-          if (!init)
-            return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: input %d has no data", what_.c_str(), op.init_input);
-        }
-        memory user(op.user_md, eng, p);
-        memory staged = op.needs_reorder ? memory(op.prim_md, eng, scratch + op.scratch_offset) : user;
-        if (init && !op.init_needs_reorder) {
-          if (init != staged.get_data_handle()) std::memcpy(staged.get_data_handle(), init, op.prim_md.get_size());
-        } else if (init) {
-          memory from(op.init_md, eng, const_cast<void*>(init));
-          std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, staged}};
-          if (scratchpad_bytes_) rargs[DNNL_ARG_SCRATCHPAD] = sp;
-          op.init_reorder.execute(st, rargs);
-        }
-        if (!op.needs_reorder) {
-          args[op.dnnl_arg] = user;
-          continue;
-        }
-        if (op.source == Operand::kInput) {
-          std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, staged}};
-          if (scratchpad_bytes_) rargs[DNNL_ARG_SCRATCHPAD] = sp;
-          op.reorder.execute(st, rargs);
-        } else {
-          outs.push_back({&op, {staged, user}});
-        }
-        args[op.dnnl_arg] = staged;
-      }
-      if (scratchpad_bytes_) args[DNNL_ARG_SCRATCHPAD] = sp;
-      prim_.execute(st, args);
-      for (auto& [op, mems] : outs) {
-        std::unordered_map<int, memory> rargs{{DNNL_ARG_FROM, mems.first}, {DNNL_ARG_TO, mems.second}};
-        if (scratchpad_bytes_) rargs[DNNL_ARG_SCRATCHPAD] = sp;
-        op->reorder.execute(st, rargs);
-      }
-      st.wait();
-      if (post_) post_(in, out);
-      return Err::Ok();
+      Bound local;  // every slot is in use by other threads: a one-off binding
+      return RunBound(local, in, out);
     } catch (const dnnl::error& e) {
       return MakeErr(TSR_ERR_INTERNAL, "%s: oneDNN failed: %s", what_.c_str(), e.what());
     } catch (const std::exception& e) {
@@ -234,6 +189,180 @@ class DnnlKernel final : public Kernel {
   }
 
  private:
+  // Memory objects over the caller's buffers, the staged (reordered) copies
+  // in scratch and the scratchpad, with the argument arrays of the primitive
+  // and of each reorder pointing at them. Built on first use; a handle is
+  // re-pointed (dnnl_memory_set_data_handle_v2) only when its buffer moved.
+  // (Binding does not touch the buffers: oneDNN 2.6 zero-fills the padding
+  // of blocked layouts in its primitives' outputs, not when a memory object
+  // is created or re-pointed, so padding is handled as before.)
+  struct Bound {
+    struct Mem {
+      memory m;
+      void* ptr = nullptr;  // the buffer m points at (nullptr: none yet)
+    };
+    struct OpMem {
+      Mem user, staged, from;       // from: the init input (init_needs_reorder)
+      dnnl_exec_arg_t reorder_args[3]{};  // user<->staged (+ scratchpad)
+      dnnl_exec_arg_t init_args[3]{};     // from -> staged or user (+ scratchpad)
+    };
+    bool built = false;
+    std::vector<OpMem> ops;  // parallel to ops_; never resized after Build
+    Mem sp;
+    int reorder_nargs = 2;
+    std::vector<dnnl_exec_arg_t> prim_args;
+  };
+
+  // A binding slot: at most one thread uses it at a time (`busy`).
+  static constexpr int kSlots = 4;
+  struct Slot {
+    std::atomic_flag busy;  // clear (C++20 default)
+    std::unique_ptr<Bound> bound;
+  };
+
+  // Takes a free slot for the duration of a Run (the calling thread's
+  // preferred one first, so one thread keeps finding its own bindings);
+  // slot = -1 when all are taken.
+  struct SlotLease {
+    explicit SlotLease(const DnnlKernel& k) : kernel(k) {
+      const int first = du::ThreadSlotHint() % kSlots;
+      for (int i = 0; i < kSlots; ++i) {
+        const int s = (first + i) % kSlots;
+        if (!k.slots_[s].busy.test_and_set(std::memory_order_acquire)) {
+          slot = s;
+          break;
+        }
+      }
+    }
+    ~SlotLease() {
+      if (slot >= 0) kernel.slots_[slot].busy.clear(std::memory_order_release);
+    }
+    SlotLease(const SlotLease&) = delete;
+    SlotLease& operator=(const SlotLease&) = delete;
+    const DnnlKernel& kernel;
+    int slot = -1;
+  };
+
+  static void PutArg(std::vector<dnnl_exec_arg_t>& v, int arg, const memory& m) {
+    for (dnnl_exec_arg_t& a : v)
+      if (a.arg == arg) {
+        a.memory = m.get();  // a later operand with the same argument wins (as in a map)
+        return;
+      }
+    v.push_back({arg, m.get()});
+  }
+
+  void Build(Bound& b) const {
+    const dnnl::engine& eng = du::Engine();
+    b.ops.assign(ops_.size(), Bound::OpMem{});
+    if (scratchpad_bytes_)
+      b.sp.m = memory(memory::desc({static_cast<int64_t>(scratchpad_bytes_)}, memory::data_type::u8,
+                                   memory::format_tag::x),
+                      eng, DNNL_MEMORY_NONE);
+    b.reorder_nargs = scratchpad_bytes_ ? 3 : 2;
+    b.prim_args.clear();
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const Operand& op = ops_[i];
+      if (op.source == Operand::kFixed) {
+        PutArg(b.prim_args, op.dnnl_arg, op.fixed);
+        continue;
+      }
+      Bound::OpMem& m = b.ops[i];
+      m.user.m = memory(op.user_md, eng, DNNL_MEMORY_NONE);
+      if (op.needs_reorder) m.staged.m = memory(op.prim_md, eng, DNNL_MEMORY_NONE);
+      const memory& staged = op.needs_reorder ? m.staged.m : m.user.m;
+      if (op.needs_reorder) {
+        const bool in = op.source == Operand::kInput;
+        m.reorder_args[0] = {DNNL_ARG_FROM, in ? m.user.m.get() : m.staged.m.get()};
+        m.reorder_args[1] = {DNNL_ARG_TO, in ? m.staged.m.get() : m.user.m.get()};
+        if (scratchpad_bytes_) m.reorder_args[2] = {DNNL_ARG_SCRATCHPAD, b.sp.m.get()};
+      }
+      if (op.init_input >= 0 && op.init_needs_reorder) {
+        m.from.m = memory(op.init_md, eng, DNNL_MEMORY_NONE);
+        m.init_args[0] = {DNNL_ARG_FROM, m.from.m.get()};
+        m.init_args[1] = {DNNL_ARG_TO, staged.get()};
+        if (scratchpad_bytes_) m.init_args[2] = {DNNL_ARG_SCRATCHPAD, b.sp.m.get()};
+      }
+      PutArg(b.prim_args, op.dnnl_arg, staged);
+    }
+    if (scratchpad_bytes_) PutArg(b.prim_args, DNNL_ARG_SCRATCHPAD, b.sp.m);
+    b.built = true;
+  }
+
+  // Points `m` at `p` unless it already does.
+  Err Rebind(Bound::Mem& m, void* p, dnnl::stream& st) const {
+    if (m.ptr == p) return Err::Ok();
+    dnnl_status_t s = dnnl_memory_set_data_handle_v2(m.m.get(), p, st.get());
+    if (s != dnnl_success) {
+      m.ptr = nullptr;
+      return MakeErr(TSR_ERR_INTERNAL, "%s: oneDNN could not bind a buffer (status %d)", what_.c_str(),
+                     static_cast<int>(s));
+    }
+    m.ptr = p;
+    return Err::Ok();
+  }
+
+  Err Exec(const dnnl::primitive& p, dnnl::stream& st, int nargs, const dnnl_exec_arg_t* args,
+           const char* what) const {
+    dnnl_status_t s = dnnl_primitive_execute(p.get(), st.get(), nargs, args);
+    if (s != dnnl_success)
+      return MakeErr(TSR_ERR_INTERNAL, "%s: oneDNN %s failed (status %d)", what_.c_str(), what, static_cast<int>(s));
+    return Err::Ok();
+  }
+
+  Err RunBound(Bound& b, const void* const* in, void* const* out) const {
+    uint8_t* scratch = scratch_total_ ? du::ThreadScratch(scratch_total_) : nullptr;
+    if (scratch_total_ && !scratch)
+      return MakeErr(TSR_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes of scratch", what_.c_str(),
+                     scratch_total_);
+    dnnl::stream& st = du::ThreadStream();
+    if (!b.built) Build(b);
+    if (pre_) pre_(in, out);
+    Err e = Err::Ok();
+    if (scratchpad_bytes_ && !(e = Rebind(b.sp, scratch, st)).ok()) return e;
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const Operand& op = ops_[i];
+      if (op.source == Operand::kFixed) continue;
+      Bound::OpMem& m = b.ops[i];
+      void* p = op.source == Operand::kInput ? const_cast<void*>(in[op.index]) : out[op.index];
+      if (!p)
+        return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: %s %d has no data", what_.c_str(),
+                       op.source == Operand::kInput ? "input" : "output", op.index);
+      const void* init = nullptr;
+      if (op.init_input >= 0) {
+        init = op.init_const ? op.init_const : in[op.init_input];
+        if (!init)
+          return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: input %d has no data", what_.c_str(), op.init_input);
+      }
+      if (!(e = Rebind(m.user, p, st)).ok()) return e;
+      void* staged = p;
+      if (op.needs_reorder) {
+        staged = scratch + op.scratch_offset;
+        if (!(e = Rebind(m.staged, staged, st)).ok()) return e;
+      }
+      if (init && !op.init_needs_reorder) {
+        if (init != staged) std::memcpy(staged, init, op.prim_bytes);
+      } else if (init) {
+        if (!(e = Rebind(m.from, const_cast<void*>(init), st)).ok()) return e;
+        if (!(e = Exec(op.init_reorder, st, b.reorder_nargs, m.init_args, "reorder")).ok()) return e;
+      }
+      if (op.needs_reorder && op.source == Operand::kInput &&
+          !(e = Exec(op.reorder, st, b.reorder_nargs, m.reorder_args, "reorder")).ok())
+        return e;
+    }
+    if (!(e = Exec(prim_, st, static_cast<int>(b.prim_args.size()), b.prim_args.data(), "primitive")).ok())
+      return e;
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      const Operand& op = ops_[i];
+      if (op.source == Operand::kOutput && op.needs_reorder &&
+          !(e = Exec(op.reorder, st, b.reorder_nargs, b.ops[i].reorder_args, "reorder")).ok())
+        return e;
+    }
+    st.wait();
+    if (post_) post_(in, out);
+    return Err::Ok();
+  }
+
   static dnnl::primitive_attr UserScratchpadAttr() {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -272,6 +401,7 @@ class DnnlKernel final : public Kernel {
   size_t scratchpad_bytes_ = 0;
   size_t scratch_total_ = 0;
   Hook pre_, post_;
+  mutable Slot slots_[kSlots];  // Run's bindings (the only state Run touches; see SlotLease)
 };
 
 // A kernel that is a plain function that cannot fail (empty outputs, K == 0

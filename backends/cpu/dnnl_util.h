@@ -6,6 +6,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -25,6 +26,15 @@ inline const dnnl::engine& Engine() {
 inline dnnl::stream& ThreadStream() {
   thread_local dnnl::stream s(Engine());
   return s;
+}
+
+// A small number fixed per thread (0, 1, 2, ... in order of first call):
+// kernels with per-slot state start looking for a free slot there, so
+// concurrent threads tend to keep to their own slots.
+inline int ThreadSlotHint() {
+  static std::atomic<int> next{0};
+  thread_local const int hint = next.fetch_add(1, std::memory_order_relaxed) & 0xffff;
+  return hint;
 }
 
 // Per-thread growing scratch buffer, 64-byte aligned. The returned pointer is

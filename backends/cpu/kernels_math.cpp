@@ -72,9 +72,12 @@ inline float FromHalfBits(uint16_t h) {
 }
 
 inline uint16_t ToBF16Bits(float f) {
-  uint32_t x = FBits(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
-  return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+  // Branch-free (a select) so loops over it vectorize; a NaN keeps its
+  // payload's top bits and becomes quiet.
+  const uint32_t x = FBits(f);
+  const uint16_t nan = static_cast<uint16_t>((x >> 16) | 0x40u);
+  const uint16_t rounded = static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+  return (x & 0x7fffffffu) > 0x7f800000u ? nan : rounded;
 }
 inline float FromBF16Bits(uint16_t b) { return BitsF(static_cast<uint32_t>(b) << 16); }
 
