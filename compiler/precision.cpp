@@ -30,6 +30,16 @@ bool IsPassThroughOp(const Node* n) {
                              : n->domain() == "tessera" && kTessera.count(n->op_type()) != 0;
 }
 
+// Normalizations that keep reduced-type storage for X, scale, bias and Y
+// (the schema wants them alike) while the optional statistics outputs
+// (Mean/InvStdDev, typed by stash_type) stay f32. Retyped, like pass-through
+// ops, only when X already is reduced and the device claims the reduced
+// signature; the device's kernel is expected to compute the statistics in f32.
+bool IsF32StatsOp(const Node* n) { return n->domain().empty() && n->op_type() == "LayerNormalization"; }
+
+// Whether output `i` of `n` changes to the reduced type when `n` is retyped.
+bool RetypesOutput(const Node* n, size_t i) { return !IsF32StatsOp(n) || i == 0; }
+
 bool HasSubgraph(const Node* n) {
   for (const auto& [name, a] : n->attrs())
     if (a.type == AttrType::kGraph) return true;
@@ -43,11 +53,10 @@ Result<Tensor> ConvertConstant(const Tensor& t, DType to) {
   const float* src = t.data<float>();
   uint16_t* dst = static_cast<uint16_t*>(out.mutable_raw());
   const int64_t n = t.num_elements();
-  if (to == DType::kBF16) {
-    for (int64_t i = 0; i < n; ++i) dst[i] = FloatToBF16(src[i]);
-  } else {
-    for (int64_t i = 0; i < n; ++i) dst[i] = FloatToHalf(src[i]);
-  }
+  if (to == DType::kBF16)
+    FloatToBF16Array(src, dst, n);
+  else
+    FloatToHalfArray(src, dst, n);
   return out;
 }
 
@@ -80,7 +89,8 @@ class PrecisionRewriter {
     std::unordered_set<const Node*> retype;
     for (Node* n : order) {
       const bool compute = IsComputeOp(n);
-      if (!compute && !IsPassThroughOp(n)) continue;
+      const bool stats = IsF32StatsOp(n);
+      if (!compute && !stats && !IsPassThroughOp(n)) continue;
       if (HasSubgraph(n)) continue;
       bool any_f32 = false, feeds_reduced = false, other_float = false;
       for (const Value* v : n->inputs()) {
@@ -89,11 +99,13 @@ class PrecisionRewriter {
         else if (IsAnyFloatDType(v->dtype()) && v->dtype() != compute_) other_float = true;
         if (reduced_values.count(v)) feeds_reduced = true;
       }
-      for (const Value* v : n->outputs()) {
+      for (size_t i = 0; i < n->num_outputs(); ++i) {
+        const Value* v = n->output(i);
         if (!v) continue;
+        if (captured.count(v)) other_float = true;  // read by a subgraph: leave it alone
+        if (!RetypesOutput(n, i)) continue;
         if (IsF32(v)) any_f32 = true;
         else if (IsAnyFloatDType(v->dtype())) other_float = true;
-        if (captured.count(v)) other_float = true;  // read by a subgraph: leave it alone
       }
       if (!any_f32 || other_float) continue;
       if (!compute && !feeds_reduced) continue;
@@ -113,8 +125,8 @@ class PrecisionRewriter {
         continue;
       }
       retype.insert(n);
-      for (const Value* v : n->outputs())
-        if (IsF32(v)) reduced_values.insert(v);
+      for (size_t i = 0; i < n->num_outputs(); ++i)
+        if (IsF32(n->output(i)) && RetypesOutput(n, i)) reduced_values.insert(n->output(i));
     }
     if (retype.empty()) return part_;
 
@@ -138,8 +150,9 @@ class PrecisionRewriter {
       }
       std::vector<Value*> outs = n->outputs();
       std::vector<std::pair<Value*, Value*>> back;  // (reduced, original f32)
-      for (auto& v : outs) {
-        if (!IsF32(v)) continue;
+      for (size_t i = 0; i < outs.size(); ++i) {
+        Value*& v = outs[i];
+        if (!IsF32(v) || !RetypesOutput(n, i)) continue;
         Value* r = g_.AddValue(g_.UniqueName(v->name() + "_" + DTypeName(compute_)),
                                TensorType{compute_, v->shape()});
         reduced_of_[v] = r;
@@ -286,7 +299,7 @@ class PrecisionRewriter {
     for (size_t i = 0; i < n->num_outputs(); ++i) {
       const Value* o = n->output(i);
       if (!o) continue;
-      sn->output(i)->set_type(TensorType{IsF32(o) ? compute_ : o->dtype(), o->shape()});
+      sn->output(i)->set_type(TensorType{IsF32(o) && RetypesOutput(n, i) ? compute_ : o->dtype(), o->shape()});
       sg.AddOutput(sn->output(i));
     }
     auto view = GraphView::Build({sn});

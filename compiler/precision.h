@@ -12,8 +12,11 @@
 //   - a retyped node's result read by an f32 node or by the caller goes through
 //     one Cast(to=f32) whose output keeps the original value (and its name), so
 //     graph outputs stay f32 with their names;
-//   - everything else stays f32: Softmax/LogSoftmax, normalizations, reductions,
-//     losses, and any node the device refuses in the reduced type;
+//   - LayerNormalization whose X is already reduced computes with X, scale,
+//     bias and Y in the reduced type when the device claims that (its kernel
+//     keeps the statistics in f32); the Mean/InvStdDev outputs stay f32;
+//   - everything else stays f32: Softmax/LogSoftmax, other normalizations,
+//     reductions, losses, and any node the device refuses in the reduced type;
 //   - Cast(to=reduced) of Cast(to=f32) of a reduced value collapses to the value
 //     (reduced -> f32 -> reduced is exact; f32 -> reduced -> f32 is not and stays).
 // The graph's node order stays topological; the partition is rebuilt for the

@@ -16,6 +16,7 @@
 #include "backends/cpu/kernel.h"
 #include "backends/cpu/parallel.h"
 #include "backends/cpu/simd.h"
+#include "backends/cpu/simd_convert.h"
 
 namespace tessera::cpu {
 namespace {
@@ -723,9 +724,16 @@ Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   if (!e.ok()) return e;
   const TensorArg& x = *args.inputs[0];
   const TensorArg& y = *args.outputs[0];
-  bool all_f32 = x.dtype == TSR_DTYPE_F32 && y.dtype == TSR_DTYPE_F32;
+  // Fast path: X/Y both f32, or both bf16 (the precision policy's bf16
+  // regions: rows widened to f32, statistics and normalisation in f32, rounded
+  // back on store) with f32 or bf16 scale/bias; Mean/InvStdDev f32. Anything
+  // else: the double path.
+  const bool bf16_io = x.dtype == TSR_DTYPE_BF16 && y.dtype == TSR_DTYPE_BF16;
+  bool all_f32 = (x.dtype == TSR_DTYPE_F32 && y.dtype == TSR_DTYPE_F32) || bf16_io;
   for (size_t k = 1; k < args.inputs.size(); ++k)
-    if (args.inputs[k]) all_f32 = all_f32 && args.inputs[k]->dtype == TSR_DTYPE_F32;
+    if (args.inputs[k])
+      all_f32 = all_f32 && (args.inputs[k]->dtype == TSR_DTYPE_F32 ||
+                            (bf16_io && args.inputs[k]->dtype == TSR_DTYPE_BF16));
   for (size_t k = 1; k < args.outputs.size(); ++k)
     if (args.outputs[k]) all_f32 = all_f32 && args.outputs[k]->dtype == TSR_DTYPE_F32;
   if (!all_f32) return CreateLayerNormAny(args, out);
@@ -747,9 +755,11 @@ Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
   Broadcast sbc, bbc;
   bool sdirect, bdirect;
   for (const TensorArg* t : {scale, bias})
-    if (t && t->dtype != TSR_DTYPE_F32)
-      return MakeErr(TSR_ERR_UNSUPPORTED, "%s: scale/bias dtype %s not supported (f32)", args.Describe().c_str(),
-                     DT(t->dtype));
+    if (t && t->dtype != TSR_DTYPE_F32 && !(bf16_io && t->dtype == TSR_DTYPE_BF16))
+      return MakeErr(TSR_ERR_UNSUPPORTED, "%s: scale/bias dtype %s not supported (f32, or bf16 with bf16 X)",
+                     args.Describe().c_str(), DT(t->dtype));
+  const bool scale_bf16 = scale && scale->dtype == TSR_DTYPE_BF16, bias_bf16 = bias && bias->dtype == TSR_DTYPE_BF16;
+  const int64_t scale_n = scale ? scale->numel : 0, bias_n = bias ? bias->numel : 0;
   if (!ExpandParam(scale, norm_dims, d, &sbc, &sdirect) || !ExpandParam(bias, norm_dims, d, &bbc, &bdirect))
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: scale/bias do not broadcast to the normalised shape %s",
                    args.Describe().c_str(), DimsToString(norm_dims).c_str());
@@ -767,8 +777,19 @@ Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
     float* pmean = nout > 1 ? static_cast<float*>(o[1]) : nullptr;
     float* pinv = nout > 2 ? static_cast<float*>(o[2]) : nullptr;
     std::vector<float> sv, bv;  // expanded scale/bias when not laid out per feature
+    std::vector<float> sw, bw;  // bf16 scale/bias widened to f32
     const float* ps = has_scale ? static_cast<const float*>(in[1]) : nullptr;
     const float* pb = has_bias ? static_cast<const float*>(in[2]) : nullptr;
+    if (scale_bf16) {
+      sw.resize(static_cast<size_t>(scale_n));
+      simd::Converts().bf16_to_f32(static_cast<const uint16_t*>(in[1]), sw.data(), scale_n);
+      ps = sw.data();
+    }
+    if (bias_bf16) {
+      bw.resize(static_cast<size_t>(bias_n));
+      simd::Converts().bf16_to_f32(static_cast<const uint16_t*>(in[2]), bw.data(), bias_n);
+      pb = bw.data();
+    }
     if (has_scale && !sdirect) {
       sv.resize(static_cast<size_t>(d));
       BroadcastCopy(sbc, ps, sv.data());
@@ -781,6 +802,22 @@ Err CreateLayerNorm(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
     }
     if (d == 0) return Err::Ok();
     const auto row = simd::Fns().layer_norm;  // run-time dispatched (simd.h)
+    if (bf16_io) {
+      const uint16_t* bx = static_cast<const uint16_t*>(in[0]);
+      uint16_t* by = static_cast<uint16_t*>(o[0]);
+      const simd::ConvertFns& f = simd::Converts();  // bit-exact bf16 <-> f32
+      ParallelFor(rows, std::max<int64_t>(1, kGrain / d), [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> buf;  // one f32 row (Run stays reentrant)
+        if (static_cast<int64_t>(buf.size()) < d) buf.resize(static_cast<size_t>(d));
+        float* t = buf.data();
+        for (int64_t r = b; r < e; ++r) {
+          f.bf16_to_f32(bx + r * d, t, d);
+          row(t, ps, pb, t, d, eps, pmean ? pmean + r : nullptr, pinv ? pinv + r : nullptr);
+          f.f32_to_bf16(t, by + r * d, d);
+        }
+      });
+      return Err::Ok();
+    }
     ParallelFor(rows, std::max<int64_t>(1, kGrain / d), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r)
         row(px + r * d, ps, pb, py + r * d, d, eps, pmean ? pmean + r : nullptr, pinv ? pinv + r : nullptr);

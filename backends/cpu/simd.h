@@ -58,6 +58,17 @@ struct RowFns {
   void (*exp_shift_accumulate)(const float* x, const float* shift, float* y, float* sum, int64_t n);
 };
 
+// C = alpha * A B on bf16 pairs with f32 accumulation (avx512_bf16
+// vdpbf16ps). A: m rows of kp dwords (row stride lda dwords), each dword a
+// bf16 pair (low half = even k). B: kp rows of ldb dwords (ldb a multiple of
+// 64 and every dword up to ldb readable), dword (p, j) = the pair (B[2p][j],
+// B[2p+1][j]). C: m x n f32 (row stride ldc), written (not accumulated), only
+// its first n columns. Products are exact in f32; sums are f32.
+using Bf16PairGemmFn = void (*)(const uint32_t* a, int64_t lda, const uint32_t* b, int64_t ldb, float* c,
+                                int64_t ldc, int64_t m, int64_t n, int64_t kp, float alpha);
+// The kernel when the active ISA is AVX-512 and the CPU has avx512_bf16, else null.
+Bf16PairGemmFn Bf16PairGemm();
+
 // The table of the active ISA (selected once; cheap to call per row).
 const RowFns& Fns();
 // The active ISA and its name ("generic" / "avx512").

@@ -309,16 +309,63 @@ const RowFns kAvx512 = {&Map16<Exp16>,  &Map16<Tanh16>,     &Map16<Erf16>,      
                         &ExpShiftInPlace16, &Max16,         &Sum16,             &LayerNorm16,
                         &ExpShiftAccumulate16};
 
+// ---- bf16 pair GEMM (vdpbf16ps; needs avx512_bf16, checked by the dispatcher) ----
+
+#define TSR_BF16_TARGET __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
+
+// Rows [0, MR) x columns [n0, n0 + 64) of C; columns at or past n are not stored.
+template <int MR>
+TSR_BF16_TARGET void Bf16Tile(const uint32_t* a, int64_t lda, const uint32_t* b, int64_t ldb, float* c, int64_t ldc,
+                              int64_t n0, int64_t n, int64_t kp, float alpha) {
+  __m512 acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int v = 0; v < 4; ++v) acc[r][v] = _mm512_setzero_ps();
+  const uint32_t* bp = b + n0;
+  for (int64_t p = 0; p < kp; ++p, bp += ldb) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(bp);
+    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(bp + 16);
+    const __m512bh b2 = (__m512bh)_mm512_loadu_si512(bp + 32);
+    const __m512bh b3 = (__m512bh)_mm512_loadu_si512(bp + 48);
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * lda + p]));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+      acc[r][2] = _mm512_dpbf16_ps(acc[r][2], av, b2);
+      acc[r][3] = _mm512_dpbf16_ps(acc[r][3], av, b3);
+    }
+  }
+  const V al = Set1(alpha);
+  for (int v = 0; v < 4; ++v) {
+    const int64_t col = n0 + 16 * v;
+    if (col >= n) break;
+    const __mmask16 m = n - col >= 16 ? static_cast<__mmask16>(0xFFFF) : TailMask(n - col);
+    for (int r = 0; r < MR; ++r) _mm512_mask_storeu_ps(c + r * ldc + col, m, _mm512_mul_ps(acc[r][v], al));
+  }
+}
+
+TSR_BF16_TARGET void Bf16PairGemm16(const uint32_t* a, int64_t lda, const uint32_t* b, int64_t ldb, float* c,
+                                    int64_t ldc, int64_t m, int64_t n, int64_t kp, float alpha) {
+  for (int64_t n0 = 0; n0 < n; n0 += 64) {
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) Bf16Tile<4>(a + i * lda, lda, b, ldb, c + i * ldc, ldc, n0, n, kp, alpha);
+    for (; i < m; ++i) Bf16Tile<1>(a + i * lda, lda, b, ldb, c + i * ldc, ldc, n0, n, kp, alpha);
+  }
+}
+
+#undef TSR_BF16_TARGET
+
 }  // namespace
 
 namespace detail {
 const RowFns* Avx512Table() { return &kAvx512; }
+Bf16PairGemmFn Avx512Bf16PairGemm() { return &Bf16PairGemm16; }
 }  // namespace detail
 
 #else  // built without the AVX-512 flags (non-x86 target): no table, dispatch stays generic
 
 namespace detail {
 const RowFns* Avx512Table() { return nullptr; }
+Bf16PairGemmFn Avx512Bf16PairGemm() { return nullptr; }
 }  // namespace detail
 
 #endif

@@ -14,6 +14,9 @@ namespace detail {
 // Defined in simd_avx512.cpp (compiled with AVX-512 flags); null when that
 // file was built without them. Its code may run only after DetectAvx512().
 const RowFns* Avx512Table();
+// Same file; null without the AVX-512 build. Its code may run only after
+// DetectAvx512() and an avx512_bf16 check.
+Bf16PairGemmFn Avx512Bf16PairGemm();
 }  // namespace detail
 
 namespace {
@@ -192,6 +195,14 @@ const char* IsaName(Isa isa) { return isa == Isa::kAvx512 ? "avx512" : "generic"
 bool Avx512Supported() { return CachedAvx512(); }
 const RowFns& GenericFns() { return kGeneric; }
 const RowFns* Avx512Fns() { return TableFor(Isa::kAvx512); }
+
+Bf16PairGemmFn Bf16PairGemm() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool bf16 = CachedAvx512() && __builtin_cpu_supports("avx512bf16");
+  if (bf16 && ActiveIsa() == Isa::kAvx512) return detail::Avx512Bf16PairGemm();
+#endif
+  return nullptr;
+}
 
 bool SetIsaForTesting(Isa isa) {
   const RowFns* t = TableFor(isa);

@@ -320,7 +320,9 @@ void ExpectCloseToF32(const std::string& model) {
     // layers of accumulated rounding stay within a few percent of the range.
     EXPECT_LE(max_err, 5e-2 * std::max(max_ref, 1e-3)) << model << " output " << i;
   }
-  // The compiled graph: softmax / normalizations computed in f32; the step ran.
+  // The compiled graph: softmax / normalizations keep f32 outputs (a
+  // LayerNormalization may store Y in bf16 — its kernel computes in f32 —
+  // but its Mean/InvStdDev stay f32); the step ran.
   auto j = nlohmann::json::parse(desc);
   bool ran = false;
   for (const auto& p : j["passes"]) ran |= p["pass"] == "apply_precision";
@@ -329,7 +331,11 @@ void ExpectCloseToF32(const std::string& model) {
     std::string op = n["op"];
     if (op == "Softmax" || op == "LayerNormalization" || op == "BatchNormalization" || op == "ReduceMean" ||
         op == "tessera.FusedLayerNorm" || op == "LogSoftmax") {
-      for (const auto& t : n["outputs"]) EXPECT_EQ(std::string(t).rfind("bf16", 0), std::string::npos) << op;
+      size_t k = 0;
+      for (const auto& t : n["outputs"]) {
+        if (k++ == 0 && op == "LayerNormalization") continue;
+        EXPECT_EQ(std::string(t).rfind("bf16", 0), std::string::npos) << op;
+      }
     }
   }
 }
