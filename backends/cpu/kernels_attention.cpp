@@ -20,10 +20,10 @@
 // its query blocks); it widens the keys and values its rows can see to f32
 // once, then each query block is widened, attended exactly as above (scores,
 // softmax and accumulation in f32) and rounded back to bf16 (nearest even),
-// so results equal the f32 kernel's on the same values rounded once. With
-// TESSERA_CPU_ATTN_BF16_DOT=1 (opt-in) and avx512_bf16, the two products use
-// vdpbf16ps on packed bf16 pairs instead (f32 scores, softmax and sums; the
-// probabilities are rounded to bf16 for P V). Other mixes that involve bf16
+// so results equal the f32 kernel's on the same values rounded once. Where
+// the CPU has avx512_bf16 the two products use vdpbf16ps on packed bf16 pairs
+// instead (f32 scores, softmax and sums; the probabilities are rounded to bf16
+// for P V); TESSERA_CPU_ATTN_BF16_DOT=0 keeps the widening path. Other mixes that involve bf16
 // run the f32 kernel through Bf16Adapter.
 #include <algorithm>
 #include <atomic>
@@ -406,15 +406,15 @@ Err CreateFusedAttention(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
     }
     p.mask_dtype = m.dtype;
   }
-  // Opt-in, read when the kernel is created: TESSERA_CPU_ATTN_BF16_DOT=1 runs
-  // the bf16 products with vdpbf16ps (where the CPU has avx512_bf16). About
-  // 1.5x faster than widening, but the probabilities are rounded to bf16
-  // before P V, so results are no longer bit-identical to the f32 kernel on
-  // the same (rounded) inputs.
+  // The bf16 products run with vdpbf16ps where the CPU has avx512_bf16
+  // (about 1.5x faster than widening; the probabilities are rounded to bf16
+  // before P V, f32 statistics and accumulation as everywhere). Read when the
+  // kernel is created: TESSERA_CPU_ATTN_BF16_DOT=0 widens to f32 instead, whose
+  // results equal the f32 kernel's on the same (rounded) inputs.
   simd::Bf16PairGemmFn dot = nullptr;
   if (all_bf16) {
     const char* e = std::getenv("TESSERA_CPU_ATTN_BF16_DOT");
-    if (e && std::strcmp(e, "1") == 0) dot = simd::Bf16PairGemm();
+    if (!(e && std::strcmp(e, "0") == 0)) dot = simd::Bf16PairGemm();
   }
   *out = std::make_unique<FusedAttentionKernel>(p, all_bf16, dot, w);
   return Err::Ok();

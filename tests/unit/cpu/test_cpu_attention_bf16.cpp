@@ -79,8 +79,7 @@ class DotMode {
  public:
   explicit DotMode(bool on) {
     if (const char* e = std::getenv(kVar)) saved_ = e, had_ = true;
-    if (on) setenv(kVar, "1", 1);
-    else unsetenv(kVar);
+    setenv(kVar, on ? "1" : "0", 1);
   }
   ~DotMode() {
     if (had_) setenv(kVar, saved_.c_str(), 1);
@@ -205,7 +204,7 @@ TEST_P(FusedAttentionBf16Modes, BertLikeShape) {
   CheckBf16(c, GetParam());
 }
 
-// false: widened f32 products (default); true: vdpbf16ps where available.
+// false: widened f32 products (TESSERA_CPU_ATTN_BF16_DOT=0); true: vdpbf16ps where available (the default).
 INSTANTIATE_TEST_SUITE_P(Paths, FusedAttentionBf16Modes, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "Dot" : "Widen"; });
 

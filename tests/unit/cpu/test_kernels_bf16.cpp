@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "backends/cpu/bf16_adapter.h"
@@ -105,7 +106,21 @@ TEST(Bf16RegionKernels, AdapterAllowsOutputAliasingAnInput) {
   EXPECT_EQ(x, ToBf16(ref.Output<float>(0)));
 }
 
+// The widening path (TESSERA_CPU_ATTN_BF16_DOT=0): bit-identical to the f32
+// kernel on rounded inputs. The default vdpbf16ps path rounds the
+// probabilities too; test_cpu_attention_bf16.cpp checks it with that bound.
 TEST(Bf16RegionKernels, FusedAttentionBf16MatchesF32SoftmaxInside) {
+  const char* saved = std::getenv("TESSERA_CPU_ATTN_BF16_DOT");
+  const std::string restore = saved ? saved : "";
+  setenv("TESSERA_CPU_ATTN_BF16_DOT", "0", 1);
+  struct Restore {
+    bool had;
+    std::string value;
+    ~Restore() {
+      if (had) setenv("TESSERA_CPU_ATTN_BF16_DOT", value.c_str(), 1);
+      else unsetenv("TESSERA_CPU_ATTN_BF16_DOT");
+    }
+  } restore_env{saved != nullptr, restore};
   const int64_t B = 1, H = 2, S = 8, D = 16;
   auto q = RandomFloats(B * H * S * D, -1.f, 1.f, 41), k = RandomFloats(B * H * S * D, -1.f, 1.f, 42),
        v = RandomFloats(B * H * S * D, -1.f, 1.f, 43), m = RandomFloats(S * S, -2.f, 0.f, 44);
