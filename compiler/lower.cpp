@@ -20,6 +20,29 @@ const std::set<std::string> kInPlaceOps = {"Relu", "LeakyRelu", "Sigmoid", "Tanh
                                            "Sub",  "Mul",       "Div",     "tessera.Gelu",
                                            "tessera.FusedElementwise"};
 
+// tessera.FusedConv(X, W, B, Z) with has_residual=1 may write Y over its
+// residual Z (input 3) when Z dies at the node, is not also X, W or B, and
+// has Y's type, shape and memory layout (backend.h, the in-place contract
+// above `execute`). Only non-plain layouts qualify: the CPU backend's plain
+// f32 1x1 path runs the convolution into Y first and adds Z afterwards
+// (kernels_dnnl.cpp, the residual epilogue), which would read an overwritten
+// Z. FusedGemm/FusedMatMul never qualify (CUDA's GEMM epilogue reads Z after
+// the GEMM wrote Y).
+constexpr size_t kFusedConvResidualInput = 3;
+
+bool FusedConvCanOverwriteResidual(const Node* n, const Value* z) {
+  if (n->QualifiedOp() != "tessera.FusedConv" || n->GetInt("has_residual", 0) == 0) return false;
+  if (n->num_inputs() <= kFusedConvResidualInput || n->input(kFusedConvResidualInput) != z || !z) return false;
+  if (z->is_constant() || n->num_outputs() != 1 || !n->output(0)) return false;
+  for (size_t k = 0; k < kFusedConvResidualInput; ++k)
+    if (n->input(k) == z) return false;
+  const Value* y = n->output(0);
+  if (!(z->type() == y->type())) return false;
+  const std::string layout = OutputLayout(z->producer(), z->producer_output());
+  return !layout.empty() && layout == OutputLayout(n, 0) &&
+         OutputLayoutBytes(z->producer(), z->producer_output()) == OutputLayoutBytes(n, 0);
+}
+
 }  // namespace
 
 const char* BufferKindName(BufferKind k) {
@@ -134,6 +157,15 @@ Result<Plan> LowerToPlan(std::unique_ptr<Graph> graph, const Partition& partitio
   };
   for (const auto& seg : partition.segments) {
     for (const Node* n : seg.nodes) {
+      if (n->QualifiedOp() == "tessera.FusedConv" && n->num_inputs() > kFusedConvResidualInput) {
+        const Value* z = n->input(kFusedConvResidualInput);
+        if (!FusedConvCanOverwriteResidual(n, z)) continue;
+        auto key = std::make_pair(z, seg.device);
+        auto it = live.find(key);
+        if (it == live.end() || it->second.last != step[n]) continue;
+        alias[{n->output(0), seg.device}] = root(key);
+        continue;
+      }
       if (!kInPlaceOps.count(n->QualifiedOp()) || n->num_outputs() != 1 || !n->output(0))
         continue;
       const Value* o = n->output(0);

@@ -2,6 +2,8 @@
 // the tessera.LayoutConvert kernel (a oneDNN reorder) and the backend's answer
 // to `choose_layouts` (layouts.h).
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "backends/cpu/dnnl_kernel.h"
 #include "backends/cpu/layouts.h"
@@ -90,6 +92,64 @@ const tsr_value_view* ValueAt(const tsr_graph_view& g, int32_t vi) {
   return vi >= 0 && static_cast<uint32_t>(vi) < g.num_values ? &g.values[vi] : nullptr;
 }
 
+ConvLayoutMode ParseConvLayoutMode(const char* s) {
+  if (!s || !*s) return ConvLayoutMode::kDefault;
+  if (std::strcmp(s, "blocked") == 0) return ConvLayoutMode::kBlocked;
+  if (std::strcmp(s, "nhwc") == 0 || std::strcmp(s, "any") == 0) return ConvLayoutMode::kOneDnnPick;
+  return ConvLayoutMode::kDefault;
+}
+
+// The 16-channel blocked layout of a rank-3/4/5 value ("" for other ranks).
+const char* Blocked16Name(size_t rank) {
+  return rank == 3 ? "nCw16c" : rank == 4 ? "nChw16c" : rank == 5 ? "nCdhw16c" : "";
+}
+
+// Whether the conv node `a` should write Y in the 16-channel blocked layout
+// (mode kBlocked): f32/bf16; any channel count without groups (blocks are
+// zero-padded to 16: 24 channels take 32); grouped convs need whole blocks per
+// group or one channel per group (depthwise); and oneDNN has a
+// non-reference implementation reading X in `x_layout` and writing Y blocked.
+// `x_layout` "" (plain X) is checked with format_tag::any: the kernel lets
+// oneDNN pick src for a plain X and reorders X into it (kernels_dnnl.cpp).
+bool BlockedConvFits(const NodeArgs& a, const std::string& x_layout, memory::desc* y_md) {
+  const TensorArg& X = *a.inputs[0];
+  const TensorArg& Y = *a.outputs[0];
+  if (!a.has_input(1) || X.dims.size() < 3 || X.dims.size() > 5 || a.inputs[1]->dims.size() != X.dims.size())
+    return false;
+  if ((X.dtype != TSR_DTYPE_F32 && X.dtype != TSR_DTYPE_BF16) || (Y.dtype != TSR_DTYPE_F32 && Y.dtype != TSR_DTYPE_BF16))
+    return false;
+  const Dims& wd = a.inputs[1]->dims;
+  const int64_t G = a.attrs().Int("group", 1), C = X.dims[1], M = Y.dims[1];
+  if (G < 1 || C % G != 0 || M % G != 0 || wd[0] != M || wd[1] * G != C) return false;
+  const bool depthwise = G > 1 && C / G == 1 && M / G == 1;
+  // Grouped (not depthwise) convs need whole 16-channel blocks per group.
+  if (G > 1 && !depthwise && ((C / G) % 16 != 0 || (M / G) % 16 != 0)) return false;
+  const memory::data_type xdt = DnnlType(X.dtype), ydt = DnnlType(Y.dtype);
+  memory::desc x_md;
+  if (x_layout.empty()) x_md = memory::desc(X.dims, xdt, tag::any);
+  else if (!LayoutDesc(X.dims, xdt, x_layout, &x_md)) return false;
+  if (!LayoutDesc(Y.dims, ydt, Blocked16Name(Y.dims.size()), y_md)) return false;
+  Window win;
+  win.in.assign(X.dims.begin() + 2, X.dims.end());
+  win.k.assign(wd.begin() + 2, wd.end());
+  if (!ResolveWindow(a, win).ok()) return false;
+  memory::dims wdims = wd;
+  if (G > 1) {
+    wdims = {G, M / G, C / G};
+    wdims.insert(wdims.end(), wd.begin() + 2, wd.end());
+  }
+  try {
+    using cf = dnnl::convolution_forward;
+    cf::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x_md,
+                  memory::desc(wdims, xdt, tag::any), *y_md, win.s, Minus1(win.d), win.pl, win.pr);
+    cf::primitive_desc pd(desc, MakeAttr(a), du::Engine());
+    const char* impl = pd.impl_info_str();
+    return impl && std::strncmp(impl, "ref", 3) != 0 && !(pd.dst_desc() != *y_md);
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
 }  // namespace
 
 namespace dnnlk {
@@ -128,7 +188,20 @@ Err OutputDesc(const NodeArgs& a, size_t i, memory::data_type dt, memory::desc* 
 
 }  // namespace dnnlk
 
+ConvLayoutMode ConvLayoutFromEnv() {
+  static const ConvLayoutMode mode = [] {
+    const ConvLayoutMode m = ParseConvLayoutMode(std::getenv("TESSERA_CPU_CONV_LAYOUT"));
+    return m == ConvLayoutMode::kDefault ? kDefaultConvLayoutMode : m;
+  }();
+  return mode;
+}
+
 Err ChooseLayouts(const tsr_graph_view& g, tsr_layout_choice* out_values, uint8_t* out_accepts) {
+  return ChooseLayouts(g, ConvLayoutFromEnv(), out_values, out_accepts);
+}
+
+Err ChooseLayouts(const tsr_graph_view& g, ConvLayoutMode mode, tsr_layout_choice* out_values, uint8_t* out_accepts) {
+  if (mode == ConvLayoutMode::kDefault) mode = kDefaultConvLayoutMode;
   size_t acc = 0;
   for (uint32_t ni = 0; ni < g.num_nodes; ++ni) {
     const tsr_node_view& n = g.nodes[ni];
@@ -167,6 +240,15 @@ Err ChooseLayouts(const tsr_graph_view& g, tsr_layout_choice* out_values, uint8_
       std::string layout;
       uint64_t bytes = 0;
       if (!PreferredConvLayout(a, &layout, &bytes).ok()) continue;
+      // X arrives in x_pref unless it is read outside the segment (then it
+      // may stay plain: a graph output is never renamed).
+      const tsr_value_view* xv = ValueAt(g, x);
+      const std::string x_layout = xv && (xv->flags & TSR_VALUE_GRAPH_OUTPUT) ? std::string() : x_pref;
+      memory::desc blocked_md;
+      if (!layout.empty() && mode == ConvLayoutMode::kBlocked && BlockedConvFits(a, x_layout, &blocked_md)) {
+        layout = Blocked16Name(a.outputs[0]->dims.size());
+        bytes = blocked_md.get_size();
+      }
       if (!layout.empty()) {
         std::snprintf(out_values[y].layout, sizeof(out_values[y].layout), "%s", layout.c_str());
         out_values[y].bytes = bytes;

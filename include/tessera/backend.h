@@ -269,7 +269,10 @@ typedef struct tsr_backend_api {
    * Neg Abs Sqrt Erf Gelu Clip Add Sub Mul Div and tessera.Gelu and
    * tessera.FusedElementwise, the host may bind the output
    * to the same memory as one input of identical dtype and shape (an input
-   * that is dead after the node); kernels for these ops must allow it. */
+   * that is dead after the node); kernels for these ops must allow it.
+   * tessera.FusedConv with has_residual=1 may likewise get Y bound to the
+   * memory of its residual Z (input 3; same dtype, shape and non-plain layout,
+   * Z dead after the node): it must read each element of Z before writing it. */
   int32_t (*execute)(tsr_executable_t* executable, tsr_stream_t* stream, const tsr_binding* bindings,
                      uint32_t num_bindings, tsr_error* err);
 
