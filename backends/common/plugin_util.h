@@ -279,6 +279,30 @@ inline uint16_t FloatToBF16Bits(float f) {
   return static_cast<uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
+// One axis of ONNX Slice: for an axis of length `dim` and step != 0, the
+// first index taken and the number of elements (starts/ends are negative
+// from the end, then clamped as the spec says: [0, dim] for a positive step,
+// start to [0, dim - 1] and end to [-1, dim - 1] for a negative one).
+struct SliceAxis {
+  int64_t first = 0, count = 0;
+};
+inline SliceAxis ResolveSliceAxis(int64_t start, int64_t end, int64_t step, int64_t dim) {
+  SliceAxis r;
+  if (dim <= 0) return r;  // nothing to take (and no valid index to clamp to)
+  if (start < 0) start += dim;
+  if (end < 0) end += dim;
+  if (step > 0) {
+    r.first = std::clamp<int64_t>(start, 0, dim);
+    end = std::clamp<int64_t>(end, 0, dim);
+    r.count = end > r.first ? (end - r.first + step - 1) / step : 0;
+  } else {
+    r.first = std::clamp<int64_t>(start, 0, dim - 1);
+    end = std::clamp<int64_t>(end, -1, dim - 1);
+    r.count = r.first > end ? (r.first - end + (-step) - 1) / (-step) : 0;
+  }
+  return r;
+}
+
 // Attribute lookup on a node view.
 class NodeAttrs {
  public:

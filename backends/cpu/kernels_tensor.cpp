@@ -414,19 +414,9 @@ Err CreateSlice(const NodeArgs& args, std::unique_ptr<Kernel>* out) {
     seen[a] = true;
     const int64_t dim = x.dims[a], step = steps[i];
     if (step == 0) return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: step must not be 0", args.Describe().c_str());
-    int64_t s = starts[i], en = ends[i];
-    if (s < 0) s += dim;
-    if (en < 0) en += dim;
-    if (step > 0) {
-      s = std::clamp<int64_t>(s, 0, dim);
-      en = std::clamp<int64_t>(en, 0, dim);
-      len[a] = en > s ? (en - s + step - 1) / step : 0;
-    } else {
-      s = std::clamp<int64_t>(s, 0, dim - 1);
-      en = std::clamp<int64_t>(en, -1, dim - 1);
-      len[a] = s > en ? (s - en + (-step) - 1) / (-step) : 0;
-    }
-    st[a] = s;
+    const plugin::SliceAxis ax = plugin::ResolveSliceAxis(starts[i], ends[i], step, dim);
+    len[a] = ax.count;
+    st[a] = ax.first;
     sp[a] = step;
   }
   if (y.dtype != x.dtype || y.dims != len)

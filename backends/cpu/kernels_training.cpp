@@ -1418,22 +1418,10 @@ Err CreateSliceGrad(const NodeArgs& a, std::unique_ptr<Kernel>* out) {
                      static_cast<long long>(axes[k]));
     seen[ax] = true;
     const int64_t d = xd[ax], st = steps[k];
-    int64_t s = starts[k], en = ends[k];
-    if (s < 0) s += d;
-    if (en < 0) en += d;
-    int64_t c = 0;
-    if (st > 0) {
-      s = std::clamp<int64_t>(s, 0, d);
-      en = std::clamp<int64_t>(en, 0, d);
-      c = en > s ? (en - s + st - 1) / st : 0;
-    } else {
-      s = std::clamp<int64_t>(s, 0, d - 1);
-      en = std::clamp<int64_t>(en, -1, d - 1);
-      c = s > en ? (s - en + (-st) - 1) / (-st) : 0;
-    }
-    start[ax] = s;
+    const plugin::SliceAxis sa = plugin::ResolveSliceAxis(starts[k], ends[k], st, d);
+    start[ax] = sa.first;
     step[ax] = st;
-    count[ax] = c;
+    count[ax] = sa.count;
   }
   if (count != yd)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: dY's shape does not match the slice of X", a.Describe().c_str());

@@ -332,22 +332,10 @@ Err BuildSlice(const NodeArgs& a, OpPlan* plan) {
                      static_cast<long long>(axes[i]));
     const int64_t d = x.dims[ax], st = steps[i];
     if (st == 0) return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: step 0", a.Describe().c_str());
-    int64_t s = starts[i], en = ends[i];
-    if (s < 0) s += d;
-    if (en < 0) en += d;
-    int64_t count;
-    if (st > 0) {
-      s = std::clamp<int64_t>(s, 0, d);
-      en = std::clamp<int64_t>(en, 0, d);
-      count = en > s ? (en - s + st - 1) / st : 0;
-    } else {
-      s = std::clamp<int64_t>(s, -1, d - 1);
-      en = std::clamp<int64_t>(en, -1, d - 1);
-      count = s > en ? (s - en + (-st) - 1) / (-st) : 0;
-    }
-    start[ax] = s;
+    const plugin::SliceAxis sa = plugin::ResolveSliceAxis(starts[i], ends[i], st, d);
+    start[ax] = sa.first;
     step[ax] = st;
-    dims[ax] = count;
+    dims[ax] = sa.count;
   }
   if (dims != y.dims)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: output shape %s, expected %s", a.Describe().c_str(),

@@ -1045,21 +1045,10 @@ Err BuildSliceGrad(const NodeArgs& a, OpPlan* plan) {
                      static_cast<long long>(axes[k]));
     seen[ax] = true;
     const int64_t d = xd[ax], st = steps[k];
-    int64_t b = starts[k], en = ends[k], c = 0;
-    if (b < 0) b += d;
-    if (en < 0) en += d;
-    if (st > 0) {
-      b = std::clamp<int64_t>(b, 0, d);
-      en = std::clamp<int64_t>(en, 0, d);
-      c = en > b ? (en - b + st - 1) / st : 0;
-    } else {
-      b = std::clamp<int64_t>(b, 0, d - 1);
-      en = std::clamp<int64_t>(en, -1, d - 1);
-      c = b > en ? (b - en + (-st) - 1) / (-st) : 0;
-    }
-    start[ax] = b;
+    const plugin::SliceAxis sa = plugin::ResolveSliceAxis(starts[k], ends[k], st, d);
+    start[ax] = sa.first;
     step[ax] = st;
-    count[ax] = c;
+    count[ax] = sa.count;
   }
   if (count != yd)
     return MakeErr(TSR_ERR_INVALID_ARGUMENT, "%s: dY %s does not match the slice %s of X %s", who.c_str(),
